@@ -1,0 +1,10 @@
+/** Every `guestlens <command>`; one file per command, each a thin shell over a package's API. */
+import type { CommandModule } from 'yargs';
+import { locksCommand } from './locks.ts';
+import { lockCommand } from './lock.ts';
+import { overlayCommand } from './overlay.ts';
+import { imageCommand } from './image.ts';
+import { dfCommand } from './df.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [dfCommand, locksCommand, lockCommand, overlayCommand, imageCommand];

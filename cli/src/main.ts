@@ -1,0 +1,44 @@
+/**
+ * guestlens: look inside virtual-machine disk images, read-only, without an appliance.
+ */
+import yargs from 'yargs';
+import { commands } from './commands/index.ts';
+import { EXIT_ERROR, EXIT_USAGE, UsageError, describeError, isUserError } from './errors.ts';
+
+export async function main(argv: string[]): Promise<void> {
+  const parser = yargs(argv)
+    .scriptName('guestlens')
+    .usage('$0 <command> [options]\n\nLook inside virtual-machine disk images, including running ones, read-only.')
+    .command(commands)
+    .demandCommand(1, 'Name a command (see the list above).')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      throw new UsageError(`${msg}\n\n${y.help === undefined ? '' : 'Run "guestlens --help" or "guestlens COMMAND --help" for usage.'}`);
+    });
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    process.exitCode = report(err);
+  }
+  // Flush stdout before exiting (it may be a pipe).
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+}
+
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`guestlens: ${err.message.trimEnd()}\n`);
+    return EXIT_USAGE;
+  }
+  if (isUserError(err)) {
+    process.stderr.write(`guestlens: ${describeError(err)}\n`);
+    return EXIT_ERROR;
+  }
+  // Anything else is a bug in guestlens: show everything we know.
+  process.stderr.write(`guestlens: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT_ERROR;
+}

@@ -1,0 +1,2 @@
+export * from './blockSource.ts';
+export { RawFileSource } from './rawFile.ts';

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything guestlens and its test suite need on Debian 12 with Node 20:
+# the real QEMU tools and mkfs/partitioning tools (from Debian, only when missing),
+# pnpm, the workspace's dependencies (from the lockfile), and the CLI bundle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.8   # pnpm 11+ needs Node 22; pnpm 12 ignores -s for scripts.
+
+# Debian package -> one command it provides (checked with command -v).
+declare -A debs=(
+  [qemu-utils]=qemu-img
+  [qemu-system-common]=qemu-storage-daemon
+  [qemu-system-x86]=qemu-system-x86_64
+  [e2fsprogs]=mkfs.ext4
+  [xfsprogs]=mkfs.xfs
+  [dosfstools]=mkfs.vfat
+  [mtools]=mcopy
+  [ntfs-3g]=mkfs.ntfs
+  [btrfs-progs]=mkfs.btrfs
+  [lvm2]=pvcreate
+  [fdisk]=sfdisk
+  [gdisk]=sgdisk
+  [fuse3]=fusermount3
+  [util-linux]=losetup
+  [procps]=ps
+  [hyperfine]=hyperfine
+  [time]=/usr/bin/time
+)
+missing=()
+for pkg in "${!debs[@]}"; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "${debs[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "guestlens setup: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "guestlens setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  echo "guestlens setup: installing pnpm $PNPM_VERSION" >&2
+  npm install -g --silent "pnpm@$PNPM_VERSION" >&2
+fi
+
+pnpm install --frozen-lockfile --reporter=append-only >&2
+pnpm -s build >&2
