@@ -1,7 +1,9 @@
 /**
- * Scratch space for fixtures. Everything lives under one directory per test
- * run (prefix "gltest-", never "guestlens-", so the leftover check in
- * rootHooks.ts can tell the product's temporary files from the tests' own).
+ * Scratch space for one test run. Everything lives under one directory
+ * (prefix "gltest-") that is removed at the end. Its `tmp/` subdirectory
+ * becomes TMPDIR for the run, for us and every process we start, so the
+ * product's own temporary files (prefix "guestlens-") can be checked for
+ * leftovers without seeing those of another run on the same machine.
  */
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +12,16 @@ import { join } from 'node:path';
 let root: string | undefined;
 
 export function scratchRoot(): string {
-  root ??= mkdtempSync(join(tmpdir(), 'gltest-'));
+  if (!root) {
+    root = mkdtempSync(join(tmpdir(), 'gltest-'));
+    mkdirSync(join(root, 'tmp'));
+  }
   return root;
+}
+
+/** The TMPDIR every product call in this run uses. */
+export function runTmpDir(): string {
+  return join(scratchRoot(), 'tmp');
 }
 
 let counter = 0;
