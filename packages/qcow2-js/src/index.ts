@@ -1,2 +1,3 @@
 export * from './blockSource.ts';
 export { RawFileSource } from './rawFile.ts';
+export * from './formatProbe.ts';
