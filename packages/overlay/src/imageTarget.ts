@@ -1,0 +1,57 @@
+/**
+ * The image the user named: is it there, can we read it, what format is it.
+ * An explicit format wins (raw always may be asserted: it is the safe reading
+ * of any file); otherwise the magic decides and anything unrecognised is raw.
+ * QEMU is never asked to guess.
+ */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { IMAGE_FORMATS, isImageFormat, probeFormat, readProbeBytes, type ImageFormat } from '@guestlens/qcow2-js';
+import { FormatMismatchError, ImageAccessError, UnsupportedFormatError } from './errors.ts';
+
+export interface ImageTarget {
+  /** As the user wrote it, for messages. */
+  image: string;
+  /** Absolute path: what the overlay's backing reference names. */
+  path: string;
+  format: ImageFormat;
+  formatFrom: 'given' | 'probed';
+  blockDevice: boolean;
+}
+
+export async function resolveImage(image: string, format?: string): Promise<ImageTarget> {
+  if (format !== undefined && !isImageFormat(format)) throw new UnsupportedFormatError(image, format, IMAGE_FORMATS);
+  if (image === '') throw new ImageAccessError(image, 'empty image path');
+  const path = resolve(image);
+  const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    throw accessError(image, err);
+  });
+  if (st.isDirectory()) throw new ImageAccessError(image, 'is a directory, not a disk image');
+  const blockDevice = st.isBlockDevice();
+  if (!st.isFile() && !blockDevice) throw new ImageAccessError(image, 'is not a regular file or block device (a FIFO, socket or character device cannot back an overlay)');
+  const { head, tail } = await readProbeBytes(path).catch((err: NodeJS.ErrnoException) => {
+    throw accessError(image, err);
+  });
+  const probed = probeFormat(head, blockDevice ? undefined : tail);
+  if (format === undefined) return { image, path, format: probed, formatFrom: 'probed', blockDevice };
+  if (format !== 'raw' && format !== probed) throw new FormatMismatchError(image, format, probed);
+  return { image, path, format, formatFrom: 'given', blockDevice };
+}
+
+function accessError(image: string, err: NodeJS.ErrnoException): Error {
+  switch (err.code) {
+    case 'ENOENT':
+      return new ImageAccessError(image, 'no such file', 'check the path');
+    case 'ENOTDIR':
+      return new ImageAccessError(image, 'a component of the path is not a directory');
+    case 'EACCES':
+    case 'EPERM':
+      return new ImageAccessError(image, 'permission denied: it cannot be opened for reading', 'run guestlens as a user who can read the image');
+    case 'EISDIR':
+      return new ImageAccessError(image, 'is a directory, not a disk image');
+    case 'ELOOP':
+      return new ImageAccessError(image, 'too many levels of symbolic links');
+    default:
+      return err;
+  }
+}
