@@ -1,0 +1,75 @@
+/**
+ * The locking package's errors. All are about the user's image or another
+ * process's locks, never a bug of ours: `userFacing` makes the CLI print the
+ * message alone, without a stack.
+ */
+import type { PermissionName } from './permissions.ts';
+import type { LockHolder } from './lockRecords.ts';
+
+export class LockingError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The path does not name something we can probe or lock: missing, a directory, a FIFO, unreadable... */
+export class ImageOpenError extends LockingError {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    readonly code?: string,
+  ) {
+    super(`${quotePath(path)}: ${reason}`);
+  }
+}
+
+/**
+ * Another process holds a byte that QEMU's check tests. `qemuMessage` is
+ * exactly what QEMU prints for the same situation; `message` adds who holds it.
+ */
+export class LockConflictError extends LockingError {
+  constructor(
+    readonly path: string,
+    readonly qemuMessage: string,
+    readonly byte: number,
+    readonly permission: PermissionName,
+    /** "use": someone uses a permission we refuse to share; "unshare": someone refuses to share one we want. */
+    readonly role: 'use' | 'unshare',
+    readonly holders: LockHolder[],
+  ) {
+    super(`${qemuMessage}\n${describeHolders(holders, byte)}`);
+  }
+}
+
+/** A lock or unlock call itself failed (QEMU: `Failed to lock byte N`, with no hint line). */
+export class LockByteError extends LockingError {
+  constructor(
+    readonly path: string,
+    readonly byte: number,
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Quoting that keeps spaces, non-ASCII and control characters unambiguous in one line. */
+export function quotePath(path: string): string {
+  return /^[\w./+@%:,=-]+$/u.test(path) ? path : JSON.stringify(path);
+}
+
+export function holderLabel(h: LockHolder): string {
+  if (h.pid === null) return 'a process we cannot see (run as root to name it)';
+  return `${h.command ?? 'unknown command'} (pid ${h.pid})`;
+}
+
+function describeHolders(holders: LockHolder[], byte: number): string {
+  if (holders.length === 0) return `Byte ${byte} is held by a process we cannot see (run as root to name it).`;
+  const parts = holders.map((h) => {
+    const via = [h.fd === null ? undefined : `fd ${h.fd}`, `${h.kind} lock`].filter(Boolean).join(', ');
+    return `${holderLabel(h)} [${via}]`;
+  });
+  return `Byte ${byte} is held by ${parts.join(', ')}.`;
+}
