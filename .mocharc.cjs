@@ -1,8 +1,8 @@
-// One mocha run over every package's tests and the cross-package tests.
+// Shared mocha settings. Which files run is decided by the caller: scripts/test.mjs
+// passes every test glob; `pnpm exec mocha FILE...` runs just those files.
 module.exports = {
   import: ['tsx'],
   require: ['test/support/rootHooks.ts'],
-  spec: ['packages/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'test/**/*.test.ts'],
   reporter: 'test/support/summary-reporter.cjs',
   timeout: 120000,
   slow: 5000,

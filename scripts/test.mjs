@@ -8,6 +8,7 @@ if (tc.status !== 0) {
   process.stdout.write('\ntype check failed (see above); tests not run\n0 passed, 1 failed\n');
   process.exit(1);
 }
-const args = process.argv.slice(2);
+const specs = ['packages/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'test/**/*.test.ts'];
+const args = process.argv.length > 2 ? process.argv.slice(2) : specs;
 const mocha = spawnSync('pnpm', ['-s', 'exec', 'mocha', ...args], { stdio: 'inherit' });
 process.exit(mocha.status ?? 1);

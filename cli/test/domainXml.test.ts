@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { parseDomainXml, DomainXmlError } from '../src/libvirt/domainXml.ts';
+
+const xml = `<domain type='kvm' id='3'>
+  <name>web &amp; db</name>
+  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/web, "main".qcow2'/>
+      <backingStore type='file'><format type='raw'/><source file='/var/lib/libvirt/images/base.raw'/></backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source dev='/dev/vg0/data'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source protocol='rbd' name='pool/image'><host name='mon1' port='6789'/></source>
+      <target dev='vdc' bus='virtio'/>
+    </disk>
+    <disk type='volume' device='disk'>
+      <source pool='default' volume='extra.qcow2'/>
+      <target dev='vdd' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>`;
+
+describe('libvirt domain XML', () => {
+  it('lists file and block disks in order, with their formats', () => {
+    const d = parseDomainXml(xml, 'test.xml');
+    assert.equal(d.name, 'web & db');
+    assert.equal(d.uuid, '4dea22b3-1d52-d8f3-2516-782e98ab3fa0');
+    assert.deepEqual(d.disks, [
+      { path: '/var/lib/libvirt/images/web, "main".qcow2', format: 'qcow2', device: 'disk', target: 'vda' },
+      { path: '/dev/vg0/data', format: 'raw', device: 'disk', target: 'vdb' },
+    ]);
+  });
+
+  it('reports network and volume disks as unsupported by name, skips an empty CD-ROM', () => {
+    const d = parseDomainXml(xml, 'test.xml');
+    assert.deepEqual(d.unsupported, [
+      { type: 'network', target: 'vdc', description: 'rbd:pool/image' },
+      { type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' },
+    ]);
+  });
+
+  it('rejects what is not a domain with a clear error', () => {
+    assert.throws(() => parseDomainXml('<network><name>x</name></network>', 'net.xml'), (e: unknown) => e instanceof DomainXmlError && /net\.xml: not a libvirt domain XML/.test(e.message));
+    assert.throws(() => parseDomainXml('<domain><devices/></domain>', 'noname.xml'), /noname\.xml: the domain has no <name>/);
+    assert.throws(() => parseDomainXml('<domain><name>x</name>', 'torn.xml'), /torn\.xml: not valid XML/);
+  });
+});
