@@ -1,0 +1,294 @@
+/**
+ * The ext2/3/4 driver behind the Filesystem interface. Opening reads the
+ * superblock and group descriptors; when the superblock says the journal needs
+ * recovery, everything (superblock included) is read through the replayed view
+ * of the device, as the kernel sees it after mounting. refresh() throws all of
+ * that away and opens again.
+ */
+import type { BlockSource } from '@guestlens/qcow2-js';
+import type { DirEntry, FileStat, Filesystem, StatFs } from '../filesystem.ts';
+import { ExtError, ExtUnsupportedError } from './errors.ts';
+import { readGroupDescriptors } from './groupDescriptor.ts';
+import { INODE_FLAGS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, deviceNumber, fileTypeOfMode, readInode, type Inode } from './inode.ts';
+import { inlineContent } from './inlineData.ts';
+import { readDirectoryEntries, type RawDirEntry } from './directory.ts';
+import { mapBlocks } from './mapping.ts';
+import { replayJournal, type ReplayOutcome } from './journal/index.ts';
+import { extFlavour } from './fsType.ts';
+import { computeStatfs } from './statfs.ts';
+import {
+  COMPAT,
+  INCOMPAT,
+  RO_COMPAT,
+  SUPERBLOCK_OFFSET,
+  SUPERBLOCK_SIZE,
+  formatUuid,
+  hasCompat,
+  hasIncompat,
+  hasRoCompat,
+  parseSuperblock,
+} from './superblock.ts';
+import { DEFAULT_LIMITS, ExtVolume, type ExtLimits } from './volume.ts';
+
+export interface ExtOpenOptions {
+  /** The image may be written while we read (a running guest): checksum and consistency errors are marked retryable. */
+  live?: boolean;
+  limits?: Partial<ExtLimits>;
+}
+
+/** What opening found out about mount-time work. */
+export interface ExtMountState {
+  /** RECOVER was set and the internal journal was replayed in memory. */
+  replayed: boolean;
+  transactions: number;
+  replayedBlocks: number;
+  revokeRecords: number;
+  /** Reasons statfs is not exact. */
+  inexactReasons: string[];
+}
+
+const PATH_MAX = 4096;
+const ROOT_INO = 2;
+
+interface State {
+  vol: ExtVolume;
+  mount: ExtMountState;
+  dirCache: Map<number, { entries: RawDirEntry[]; byName?: Map<string, number> }>;
+  dirCacheEntries: number;
+}
+
+export class ExtFilesystem implements Filesystem {
+  readonly rootIno = ROOT_INO;
+  private state!: State;
+
+  private constructor(
+    readonly source: BlockSource,
+    private readonly options: ExtOpenOptions,
+  ) {}
+
+  static async open(source: BlockSource, options: ExtOpenOptions = {}): Promise<ExtFilesystem> {
+    const fs = new ExtFilesystem(source, options);
+    fs.state = await fs.load();
+    return fs;
+  }
+
+  get type(): string {
+    return extFlavour(this.state.vol.sb);
+  }
+  get label(): string | undefined {
+    return this.state.vol.sb.s_volume_name || undefined;
+  }
+  get uuid(): string | undefined {
+    return formatUuid(this.state.vol.sb.s_uuid);
+  }
+  /** Internals for diagnostics and tests: superblock, group descriptors, replay outcome. */
+  get volume(): ExtVolume {
+    return this.state.vol;
+  }
+  get mountState(): ExtMountState {
+    return this.state.mount;
+  }
+
+  private async load(): Promise<State> {
+    const retryable = this.options.live ?? false;
+    const limits: ExtLimits = { ...DEFAULT_LIMITS, ...this.options.limits };
+    let vol = await openVolume(this.source, retryable, limits);
+    const mount: ExtMountState = { replayed: false, transactions: 0, replayedBlocks: 0, revokeRecords: 0, inexactReasons: [] };
+    const sb = vol.sb;
+    if (hasIncompat(sb, INCOMPAT.RECOVER)) {
+      if (!hasCompat(sb, COMPAT.HAS_JOURNAL)) {
+        mount.inexactReasons.push('the superblock asks for journal recovery but has no journal');
+      } else if (sb.s_journal_inum === 0) {
+        mount.inexactReasons.push('the journal needs recovery and is on an external device, which guestlens does not read');
+      } else {
+        const outcome: ReplayOutcome = await replayJournal(vol, this.source, sb.s_journal_inum);
+        mount.replayed = true;
+        mount.transactions = outcome.recovery.transactions;
+        mount.replayedBlocks = outcome.recovery.blocks.size;
+        mount.revokeRecords = outcome.recovery.revokeRecords;
+        if (outcome.recovery.badDataBlocks) {
+          mount.inexactReasons.push(`${outcome.recovery.badDataBlocks} journal block(s) failed their checksum and were not replayed`);
+        }
+        if (outcome.fastCommitPending) mount.inexactReasons.push('the journal holds fast commits, whose replay guestlens does not model');
+        vol = await openVolume(outcome.source, retryable, limits);
+      }
+    }
+    const after = vol.sb;
+    if (after.s_last_orphan !== 0) {
+      mount.inexactReasons.push(`orphan inodes (from inode ${after.s_last_orphan}) would be cleaned up at mount, freeing space guestlens does not count`);
+    } else if (hasRoCompat(after, RO_COMPAT.ORPHAN_PRESENT)) {
+      mount.inexactReasons.push('the orphan file lists inodes that would be cleaned up at mount');
+    }
+    return { vol, mount, dirCache: new Map(), dirCacheEntries: 0 };
+  }
+
+  async refresh(): Promise<void> {
+    this.state = await this.load();
+  }
+
+  async statfs(): Promise<StatFs> {
+    const { vol, mount } = this.state;
+    const sb = vol.sb;
+    let journalBlocks = 0;
+    if (hasCompat(sb, COMPAT.HAS_JOURNAL) && sb.s_journal_inum !== 0) {
+      const j = await readInode(vol, sb.s_journal_inum, { special: true });
+      journalBlocks = Math.floor(j.size / sb.blockSize);
+    }
+    return computeStatfs({ sb, groups: vol.groups, journalBlocks, inexactReasons: mount.inexactReasons });
+  }
+
+  async getattr(ino: number): Promise<FileStat> {
+    const { vol } = this.state;
+    const inode = await readInode(vol, ino);
+    const type = fileTypeOfMode(inode.i_mode);
+    const stat: FileStat = {
+      ino,
+      type,
+      mode: inode.i_mode,
+      nlink: inode.i_links_count,
+      uid: inode.uid,
+      gid: inode.gid,
+      size: inode.size,
+      blocks: inode.blocks512,
+      atime: inode.atime,
+      mtime: inode.mtime,
+      ctime: inode.ctime,
+    };
+    if (inode.crtime) stat.crtime = inode.crtime;
+    if (type === 'chardev' || type === 'blockdev') stat.rdev = deviceNumber(inode);
+    return stat;
+  }
+
+  async readdir(ino: number): Promise<DirEntry[]> {
+    const entries = (await this.directory(ino)).entries;
+    const out: DirEntry[] = [];
+    for (const e of entries) {
+      if (e.name.length <= 2 && (e.name.equals(DOT) || e.name.equals(DOTDOT))) continue;
+      out.push({ name: decodeName(e.name), rawName: e.name, ino: e.ino, type: e.type });
+    }
+    return out;
+  }
+
+  async lookup(dirIno: number, name: string): Promise<number | undefined> {
+    if (name === '.') {
+      await this.directory(dirIno);
+      return dirIno;
+    }
+    const dir = await this.directory(dirIno);
+    if (!dir.byName) {
+      dir.byName = new Map();
+      for (const e of dir.entries) if (!dir.byName.has(e.name.toString('latin1'))) dir.byName.set(e.name.toString('latin1'), e.ino);
+    }
+    const ino = dir.byName.get(Buffer.from(name, 'utf8').toString('latin1'));
+    if (ino === undefined && name === '..' && dirIno === ROOT_INO) return ROOT_INO;
+    return ino;
+  }
+
+  async read(ino: number, offset: number, length: number): Promise<Buffer> {
+    const { vol } = this.state;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new ExtError('EINVAL', vol.image, `read of inode ${ino}: invalid offset ${offset} or length ${length}`);
+    }
+    const inode = await readInode(vol, ino);
+    const fmt = inode.i_mode & S_IFMT;
+    if (fmt === S_IFDIR) throw new ExtError('EISDIR', vol.image, `inode ${ino} is a directory, not a file`);
+    if (fmt !== S_IFREG) throw new ExtError('EINVAL', vol.image, `inode ${ino} is a ${fileTypeOfMode(inode.i_mode)}, not a regular file`);
+    if (inode.i_flags & INODE_FLAGS.ENCRYPT) throw new ExtUnsupportedError(vol.image, 'fscrypt encryption', `the contents of inode ${ino} are encrypted`);
+    if (offset >= inode.size || length === 0) return Buffer.alloc(0);
+    const n = Math.min(length, inode.size - offset);
+    if (n > vol.limits.maxReadBytes) {
+      throw new ExtError('EFBIG', vol.image, `read of ${n} bytes from inode ${ino} is over the ${vol.limits.maxReadBytes}-byte limit of one read; read it in pieces`);
+    }
+    if (inode.i_flags & INODE_FLAGS.INLINE_DATA) return Buffer.from(inlineContent(vol, inode).subarray(offset, offset + n));
+    return readMapped(vol, inode, offset, n);
+  }
+
+  async readlink(ino: number): Promise<string> {
+    const { vol } = this.state;
+    const inode = await readInode(vol, ino);
+    if ((inode.i_mode & S_IFMT) !== S_IFLNK) throw new ExtError('EINVAL', vol.image, `inode ${ino} is a ${fileTypeOfMode(inode.i_mode)}, not a symbolic link`);
+    if (inode.i_flags & INODE_FLAGS.ENCRYPT) throw new ExtUnsupportedError(vol.image, 'fscrypt encryption', `the target of symlink inode ${ino} is encrypted`);
+    const where = `symlink inode ${ino}`;
+    if (inode.size === 0) throw vol.corrupt(where, undefined, 'empty symlink target');
+    if (inode.size >= PATH_MAX || inode.size >= vol.blockSize) throw vol.corrupt(where, undefined, `target length ${inode.size} is over the limit`);
+    let bytes: Buffer;
+    if (inode.i_flags & INODE_FLAGS.INLINE_DATA) {
+      bytes = inlineContent(vol, inode);
+    } else if (isFastSymlink(vol, inode)) {
+      if (inode.size >= inode.i_block.length) throw vol.corrupt(where, undefined, `fast symlink length ${inode.size} does not fit in i_block`);
+      bytes = inode.i_block.subarray(0, inode.size);
+    } else {
+      bytes = await readMapped(vol, inode, 0, inode.size);
+    }
+    const nul = bytes.indexOf(0);
+    return (nul < 0 ? bytes : bytes.subarray(0, nul)).toString('utf8');
+  }
+
+  private async directory(ino: number): Promise<{ entries: RawDirEntry[]; byName?: Map<string, number> }> {
+    const state = this.state;
+    const cached = state.dirCache.get(ino);
+    if (cached) {
+      state.dirCache.delete(ino);
+      state.dirCache.set(ino, cached);
+      return cached;
+    }
+    const inode = await readInode(state.vol, ino);
+    if ((inode.i_mode & S_IFMT) !== S_IFDIR) throw new ExtError('ENOTDIR', state.vol.image, `inode ${ino} is a ${fileTypeOfMode(inode.i_mode)}, not a directory`);
+    const entries = await readDirectoryEntries(state.vol, inode);
+    const dir = { entries };
+    // Keep recently listed directories, bounded by their total entry count.
+    state.dirCache.set(ino, dir);
+    state.dirCacheEntries += entries.length;
+    while (state.dirCacheEntries > DIR_CACHE_ENTRIES && state.dirCache.size > 1) {
+      const [oldIno, old] = state.dirCache.entries().next().value as [number, { entries: RawDirEntry[] }];
+      state.dirCache.delete(oldIno);
+      state.dirCacheEntries -= old.entries.length;
+    }
+    return dir;
+  }
+}
+
+const DIR_CACHE_ENTRIES = 200_000;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+function decodeName(raw: Buffer): string {
+  const s = raw.toString('utf8');
+  return s.includes('\uFFFD') && !Buffer.from(s, 'utf8').equals(raw) ? raw.toString('latin1') : s;
+}
+
+/** ext4_inode_is_fast_symlink: no data blocks besides an xattr block means the target is in i_block. */
+function isFastSymlink(vol: ExtVolume, inode: Inode): boolean {
+  if (inode.i_flags & INODE_FLAGS.EA_INODE) return inode.size > 0 && inode.size < inode.i_block.length;
+  const eaBlocks = inode.i_file_acl ? (vol.blockSize << vol.sb.clusterBits) >> 9 : 0;
+  return inode.blocks512 - eaBlocks === 0;
+}
+
+/** Bytes [offset, offset + n) of a block-mapped inode; holes and unwritten extents read as zeros. */
+async function readMapped(vol: ExtVolume, inode: Inode, offset: number, n: number): Promise<Buffer> {
+  const bs = vol.blockSize;
+  const out = Buffer.alloc(n);
+  const firstBlock = Math.floor(offset / bs);
+  const endBlock = Math.ceil((offset + n) / bs);
+  const runs = await mapBlocks(vol, inode, firstBlock, endBlock - firstBlock);
+  for (const run of runs) {
+    if (run.pblk === undefined) continue;
+    const runStart = run.lblk * bs;
+    const from = Math.max(offset, runStart);
+    const to = Math.min(offset + n, runStart + run.length * bs);
+    if (to <= from) continue;
+    const data = await vol.source.read(run.pblk * bs + (from - runStart), to - from);
+    data.copy(out, from - offset);
+  }
+  return out;
+}
+
+async function openVolume(source: BlockSource, retryable: boolean, limits: ExtLimits): Promise<ExtVolume> {
+  if (source.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) {
+    throw new ExtError('EINVAL', source.name, `too small (${source.size} bytes) to hold an ext superblock`);
+  }
+  const raw = await source.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
+  const sb = parseSuperblock(raw, source.name, source.size, { retryable });
+  const groups = await readGroupDescriptors(sb, { readBlocks: (b, c) => source.read(b * sb.blockSize, c * sb.blockSize) }, source.name, { retryable });
+  return new ExtVolume(source, sb, groups, retryable, limits);
+}
