@@ -134,10 +134,19 @@ export class ImageLock {
     this.shared = newShared;
   }
 
-  /** Close the fd: the kernel drops every lock taken through it. Idempotent. */
+  /**
+   * Drop everything, as QEMU does when it closes an image: permissions go to
+   * nothing-used/all-shared (unlocking byte by byte in its order), then the fd
+   * is closed, which would drop any lock left anyway. Idempotent.
+   */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    try {
+      this.apply(0, 0, true);
+    } catch (err) {
+      this.warnings.push((err as Error).message);
+    }
     if (this.api === 'POSIX' && posixHolders.get(inodeKey(this.identity)) === this) posixHolders.delete(inodeKey(this.identity));
     closeSync(this.fd);
   }
