@@ -15,7 +15,7 @@ import type { PolicyCheck } from './policy.ts';
 import { qemuImgInfo } from './qemuImg.ts';
 
 /** Deeper chains exist only by accident or malice; each level costs a qemu-img run. */
-export const MAX_CHAIN_DEPTH = 256;
+export const MAX_CHAIN_DEPTH = 128;
 
 export interface ChainEntry {
   /** 0 for the image itself, 1 for its backing file, ... */

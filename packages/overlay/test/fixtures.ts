@@ -1,10 +1,12 @@
 /** Fixture images for the overlay tests, made with the real qemu-img/qemu-io. */
 import { createHash } from 'node:crypto';
-import { writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import assert from 'node:assert/strict';
 import { sh } from '../../../test/support/run.ts';
+import { scratchDir } from '../../../test/support/scratch.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -26,8 +28,9 @@ export function makeRawImage(path: string, size = 4 * MiB, seed = 'guestlens'): 
   return data;
 }
 
-export async function qemuImgCreate(path: string, args: string[]): Promise<void> {
-  await sh('qemu-img', ['create', '-q', ...args, path]);
+/** `qemu-img create -f FORMAT [EXTRA] PATH [SIZE]` (no size when a backing file gives it). */
+export async function qemuImgCreate(path: string, format: string, size: string | undefined, extra: string[] = []): Promise<void> {
+  await sh('qemu-img', ['create', '-q', '-f', format, ...extra, path, ...(size === undefined ? [] : [size])]);
 }
 
 /** Write a pattern into an image (fixture set-up only: never after a guard started). */
@@ -66,4 +69,32 @@ export function assertNoOverlayDirs(): void {
 
 export function assertGone(path: string): void {
   assert.equal(existsSync(path), false, `${path} still exists`);
+}
+
+/**
+ * Run `fn` with a PATH whose qemu-img records every invocation before running
+ * the real /usr/bin/qemu-img: proof of which files guestlens let QEMU open.
+ */
+export async function withQemuImgLog<T>(fn: (calls: () => string[][]) => Promise<T>): Promise<T> {
+  const bin = scratchDir('qemu-img-log');
+  const log = join(bin, 'calls');
+  writeFileSync(log, '');
+  writeFileSync(join(bin, 'qemu-img'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done >> '${log}'\nprintf '\\001' >> '${log}'\nexec /usr/bin/qemu-img "$@"\n`, { mode: 0o755 });
+  const calls = () =>
+    readFileSync(log, 'latin1')
+      .split('\u0001')
+      .filter((c) => c !== '')
+      .map((c) => Buffer.from(c, 'latin1').toString('utf8').split('\0').slice(0, -1));
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved}`;
+  try {
+    return await fn(calls);
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+/** Whether any logged qemu-img call named `path` as an argument (or inside a json: argument). */
+export function namedIn(calls: string[][], path: string): boolean {
+  return calls.some((args) => args.some((a) => a === path || (a.startsWith('json:') && a.includes(JSON.stringify(path)))));
 }
