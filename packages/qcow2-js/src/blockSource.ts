@@ -29,6 +29,12 @@ export interface BlockSource {
    */
   read(offset: number, length: number): Promise<Buffer>;
   /**
+   * Optional: like `read`, but into `target` at `targetOffset`, so a layer
+   * above can fill one buffer without copying. Use `readInto()` below to
+   * call it on any source.
+   */
+  readInto?(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void>;
+  /**
    * The extent that starts at `offset`: the longest run (at most `length`
    * bytes) that has one kind. Sources without a map say 'data'.
    */
@@ -65,4 +71,15 @@ export function toSafeNumber(value: bigint, what: string): number {
     throw new RangeError(`${what} is ${value}, beyond what guestlens supports (2^53 bytes)`);
   }
   return Number(value);
+}
+
+/** Read `length` bytes at `offset` of `source` into `target`, without a copy when the source can. */
+export async function readInto(source: BlockSource, target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
+  if (length === 0) return;
+  if (source.readInto) {
+    await source.readInto(target, targetOffset, offset, length);
+    return;
+  }
+  const data = await source.read(offset, length);
+  data.copy(target, targetOffset);
 }

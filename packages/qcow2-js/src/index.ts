@@ -1,3 +1,11 @@
 export * from './blockSource.ts';
 export { RawFileSource } from './rawFile.ts';
 export * from './formatProbe.ts';
+export { Qcow2Image, DEFAULT_MAX_READ_BYTES, type Qcow2OpenOptions } from './qcow2Image.ts';
+export { RawImage } from './rawImage.ts';
+export { openImage, imageChain, DEFAULT_MAX_CHAIN_DEPTH, type OpenImageOptions, type BackingPolicy, type ReferencedFile, type ImageLayer } from './openImage.ts';
+export { readHeader, type Qcow2Header, type CompressionType } from './header.ts';
+export { resolveBackingName, type LayerSpec } from './backingName.ts';
+export { parseQemuJson, flattenOptions } from './qemuJson.ts';
+export { Qcow2Error, isQcow2Error, type Qcow2ErrorKind } from './errors.ts';
+export { createChainCache, type ChainCache } from './metadataCache.ts';

@@ -11,6 +11,10 @@ export class RawFileSource implements BlockSource {
     private handle: FileHandle | undefined,
     readonly name: string,
     public size: number,
+    /** `device:inode` of the open file: tells two paths to one file apart from two files. */
+    readonly identity: string,
+    /** Bytes the file occupies on disk (st_blocks * 512), as `qemu-img info` shows "disk size". */
+    readonly allocatedBytes: number,
   ) {}
 
   static async open(path: string, name = path): Promise<RawFileSource> {
@@ -20,7 +24,7 @@ export class RawFileSource implements BlockSource {
       let size = st.size;
       if (st.isBlockDevice()) size = await blockDeviceSize(handle);
       else if (!st.isFile()) throw Object.assign(new Error(`${name}: not a regular file or block device`), { userFacing: true });
-      return new RawFileSource(handle, name, size);
+      return new RawFileSource(handle, name, size, `${st.dev}:${st.ino}`, st.blocks * 512);
     } catch (err) {
       await handle.close();
       throw err;
@@ -28,20 +32,24 @@ export class RawFileSource implements BlockSource {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(buf, 0, offset, length);
+    return buf;
+  }
+
+  async readInto(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
     checkRange(this, offset, length);
     const handle = this.requireOpen();
-    const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+      const { bytesRead } = await handle.read(target, targetOffset + done, length - done, offset + done);
       if (bytesRead === 0) {
         // The file shrank under us (live image truncated): what is gone reads as zeros, like a hole.
-        buf.fill(0, done);
+        target.fill(0, targetOffset + done, targetOffset + length);
         break;
       }
       done += bytesRead;
     }
-    return buf;
   }
 
   async extent(offset: number, length: number): Promise<Extent> {

@@ -1,0 +1,57 @@
+/**
+ * QEMU's raw format driver over a file: the guest disk is the file's bytes,
+ * optionally a window (`offset`, `size`) of it. Bytes of the window beyond the
+ * end of the file read as zeros, as QEMU's block layer fills them.
+ */
+import { checkRange, readInto, type BlockSource, type Extent } from './blockSource.ts';
+
+export class RawImage implements BlockSource {
+  readonly format = 'raw';
+  readonly name: string;
+
+  constructor(
+    readonly file: BlockSource,
+    private readonly window: { offset?: number; size?: number } = {},
+    name?: string,
+  ) {
+    this.name = name ?? file.name;
+  }
+
+  get size(): number {
+    const offset = this.window.offset ?? 0;
+    return this.window.size ?? Math.max(0, this.file.size - offset);
+  }
+
+  get offset(): number {
+    return this.window.offset ?? 0;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out, 0, offset, length);
+    return out;
+  }
+
+  async readInto(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    const at = this.offset + offset;
+    const present = Math.max(0, Math.min(length, this.file.size - at));
+    if (present > 0) await readInto(this.file, target, targetOffset, at, present);
+    if (present < length) target.fill(0, targetOffset + present, targetOffset + length);
+  }
+
+  async extent(offset: number, length: number): Promise<Extent> {
+    checkRange(this, offset, length);
+    const at = this.offset + offset;
+    if (at >= this.file.size) return { offset, length, kind: 'zero' };
+    return { offset, length: Math.min(length, this.file.size - at), kind: 'data' };
+  }
+
+  async refresh(): Promise<void> {
+    await this.file.refresh();
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
