@@ -43,15 +43,24 @@ export class LockConflictError extends LockingError {
   }
 }
 
-/** A lock or unlock call itself failed (QEMU: `Failed to lock byte N`, with no hint line). */
+/**
+ * A lock call itself failed: QEMU's `Failed to lock byte N`, with no hint
+ * line. It happens when someone holds a write lock on the byte (QEMU never
+ * takes one; other programs may).
+ */
 export class LockByteError extends LockingError {
   constructor(
     readonly path: string,
+    readonly qemuMessage: string,
     readonly byte: number,
     readonly errno: number,
-    message: string,
+    readonly holders: LockHolder[] = [],
   ) {
-    super(message);
+    super(holders.length > 0 ? `${qemuMessage}\n${describeHolders(holders, byte)}` : qemuMessage);
+  }
+
+  withHolders(holders: LockHolder[]): LockByteError {
+    return new LockByteError(this.path, this.qemuMessage, this.byte, this.errno, holders);
   }
 }
 

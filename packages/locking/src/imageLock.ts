@@ -28,15 +28,16 @@ export interface AcquireOptions extends LockRequest {
 }
 
 /**
- * POSIX locks belong to the process and all vanish when it closes any fd of
- * the file, so with them we keep exactly one fd, and one ImageLock, per image.
+ * Our open ImageLocks by inode. POSIX locks belong to the process and all
+ * vanish when it closes any fd of the file, so with them we keep exactly one
+ * fd, and one ImageLock, per image.
  */
-const posixHolders = new Map<string, ImageLock>();
+const openLocks = new Map<string, ImageLock[]>();
 const inodeKey = (id: ImageIdentity): string => `${id.dev}:${id.ino}`;
 
 /** The fd of this process's POSIX-mode lock on that image, if any: a prober must use it rather than open (and close) another. */
 export function posixLockFd(identity: ImageIdentity): number | undefined {
-  return posixHolders.get(inodeKey(identity))?.fd;
+  return openLocks.get(inodeKey(identity))?.find((l) => l.api === 'POSIX')?.fd;
 }
 
 function lockErrorSuffix(errno: number): string {
@@ -65,18 +66,18 @@ export class ImageLock {
   /** @internal use acquire() */
   static async open(path: string, api: LockApi): Promise<ImageLock> {
     const identity = statImage(path);
-    if (api === 'POSIX') {
-      const other = posixHolders.get(inodeKey(identity));
-      if (other && !other.released) {
-        throw new LockingError(
-          `${path}: this process already holds POSIX locks on this image (through ${other.path}); ` +
-            'with POSIX locks a process can hold an image only once, because closing any of its fds drops them all',
-        );
-      }
+    // POSIX locks vanish when this process closes any fd of the file: no second ImageLock may share an inode with a POSIX one.
+    const others = (openLocks.get(inodeKey(identity)) ?? []).filter((l) => !l.released);
+    const posix = others.find((l) => l.api === 'POSIX');
+    if (posix || (api === 'POSIX' && others.length > 0)) {
+      throw new LockingError(
+        `${path}: this process already holds ${posix ? 'POSIX' : 'OFD'} locks on this image (through ${(posix ?? others[0]).path}); ` +
+          'with POSIX locks a process may hold an image only once, because closing any fd of it drops them all',
+      );
     }
     const { fd } = openImage(path, identity);
     const lock = new ImageLock(path, api, fd, identity);
-    if (api === 'POSIX') posixHolders.set(inodeKey(identity), lock);
+    openLocks.set(inodeKey(identity), [...others, lock]);
     return lock;
   }
 
@@ -113,6 +114,7 @@ export class ImageLock {
         this.apply(this.perm | newPerm, ~this.shared | ~newShared, false);
       } catch (err) {
         this.abort();
+        if (err instanceof LockByteError && err.byte >= 0) throw err.withHolders(await this.holdersOf(err.byte));
         throw err;
       }
       const conflict = this.check(newPerm, newShared);
@@ -147,7 +149,10 @@ export class ImageLock {
     } catch (err) {
       this.warnings.push((err as Error).message);
     }
-    if (this.api === 'POSIX' && posixHolders.get(inodeKey(this.identity)) === this) posixHolders.delete(inodeKey(this.identity));
+    const key = inodeKey(this.identity);
+    const rest = (openLocks.get(key) ?? []).filter((l) => l !== this);
+    if (rest.length > 0) openLocks.set(key, rest);
+    else openLocks.delete(key);
     closeSync(this.fd);
   }
 
@@ -200,7 +205,7 @@ export class ImageLock {
       setByteLock(this.fd, this.api, byte, F_RDLCK);
     } catch (err) {
       if (!(err instanceof FcntlError)) throw err;
-      throw new LockByteError(this.path, byte, err.errno, `Failed to lock byte ${byte}${lockErrorSuffix(err.errno)}`);
+      throw new LockByteError(this.path, `Failed to lock byte ${byte}${lockErrorSuffix(err.errno)}`, byte, err.errno);
     }
   }
 
@@ -209,7 +214,7 @@ export class ImageLock {
       setByteLock(this.fd, this.api, byte, F_UNLCK);
     } catch (err) {
       if (!(err instanceof FcntlError)) throw err;
-      throw new LockByteError(this.path, byte, err.errno, `Failed to unlock byte ${byte}: ${strerror(err.errno)}`);
+      throw new LockByteError(this.path, `Failed to unlock byte ${byte}: ${strerror(err.errno)}`, byte, err.errno);
     }
   }
 

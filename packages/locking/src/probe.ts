@@ -49,8 +49,8 @@ function holderKey(h: LockHolder): string {
 export async function probe(path: string): Promise<ProbeResult> {
   const api = detectLockApi();
   const identity = statImage(path);
-  // With POSIX locks, closing any fd of ours would drop our own locks on this image: reuse that fd.
-  const borrowed = api === 'POSIX' ? posixLockFd(identity) : undefined;
+  // Where this process holds POSIX locks, closing any other fd of the image would drop them: reuse that fd.
+  const borrowed = posixLockFd(identity);
   const fd = borrowed ?? openImage(path, identity).fd;
   const conflicts = new Map<number, boolean>();
   try {
