@@ -34,6 +34,12 @@ export interface ExtOpenOptions {
   /** The image may be written while we read (a running guest): checksum and consistency errors are marked retryable. */
   live?: boolean;
   limits?: Partial<ExtLimits>;
+  /**
+   * Replay the journal in memory when the superblock asks for recovery
+   * (default true, as the kernel does at mount). False shows the device as it
+   * is, and statfs says it is inexact.
+   */
+  replayJournal?: boolean;
 }
 
 /** What opening found out about mount-time work. */
@@ -98,6 +104,8 @@ export class ExtFilesystem implements Filesystem {
     if (hasIncompat(sb, INCOMPAT.RECOVER)) {
       if (!hasCompat(sb, COMPAT.HAS_JOURNAL)) {
         mount.inexactReasons.push('the superblock asks for journal recovery but has no journal');
+      } else if (this.options.replayJournal === false) {
+        mount.inexactReasons.push('the journal needs recovery and replay was turned off');
       } else if (sb.s_journal_inum === 0) {
         mount.inexactReasons.push('the journal needs recovery and is on an external device, which guestlens does not read');
       } else {
