@@ -33,7 +33,7 @@ export class QemuImgError extends OverlayError {
     readonly image: string,
     readonly stderr: string,
   ) {
-    super(`${what} failed for ${image}: ${stderr.trim().replace(/^qemu-img: /, '') || 'qemu-img gave no reason'}`);
+    super(`${image}: ${what} failed: ${stderr.trim().replace(/^qemu-img: /gm, '') || 'qemu-img gave no reason'}`);
   }
 }
 

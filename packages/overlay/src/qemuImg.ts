@@ -66,10 +66,10 @@ async function checkVersion(): Promise<string> {
 export async function qemuImgInfo(path: string, format: string | undefined): Promise<Record<string, unknown>> {
   const formatArgs = format === undefined ? [] : ['-f', format];
   const r = await runQemuImg(['info', '-U', ...formatArgs, '--output=json', path]);
-  if (r.exitCode !== 0) throw new QemuImgError(`reading the header (qemu-img info${format === undefined ? '' : ` -f ${format}`})`, path, r.stderr);
+  if (r.exitCode !== 0) throw new QemuImgError(`qemu-img info${format === undefined ? '' : ` -f ${format}`}`, path, r.stderr);
   try {
     return JSON.parse(r.stdout) as Record<string, unknown>;
   } catch {
-    throw new QemuImgError('reading qemu-img info output', path, `not JSON: ${r.stdout.slice(0, 200)}`);
+    throw new QemuImgError('qemu-img info --output=json', path, `its output is not JSON: ${r.stdout.slice(0, 200)}`);
   }
 }
