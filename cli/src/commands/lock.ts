@@ -98,6 +98,8 @@ export const lockCommand: CommandModule<object, LockArgs> = {
     if (command.length === 0) throw new UsageError('name the command to run after "--", e.g. guestlens lock disk.qcow2 -- cp disk.qcow2 /backup/');
     const perm = parsePermissionList('perm', argv.perm);
     const shared = parsePermissionList('share', argv.share);
+    // So that `guestlens locks`, lslocks and ps name the holder "guestlens" rather than "node".
+    process.title = 'guestlens';
 
     const locks: ImageLock[] = [];
     try {
