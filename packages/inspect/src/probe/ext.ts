@@ -49,9 +49,8 @@ export function extTypeFromFeatures(f: ExtFeatures): string | undefined {
 export async function probeExt(r: ProbeReader): Promise<ProbeResult | undefined> {
   const sb = await r.read(SUPERBLOCK_OFFSET, 1024);
   if (!sb || sb.readUInt16LE(0x38) !== EXT_MAGIC) return undefined;
+  // Like blkid, the magic is all that is checked here; the driver validates the rest when it opens the filesystem.
   const logBlockSize = sb.readUInt32LE(0x18);
-  // Block sizes 1 KiB .. 64 KiB; anything else is not a superblock we can trust.
-  if (logBlockSize > 6 || sb.readUInt32LE(0x00) === 0 || sb.readUInt32LE(0x20) === 0) return undefined;
   const features: ExtFeatures = {
     compat: sb.readUInt32LE(0x5c),
     incompat: sb.readUInt32LE(0x60),
@@ -66,9 +65,12 @@ export async function probeExt(r: ProbeReader): Promise<ProbeResult | undefined>
     label: labelFrom(sb.subarray(0x78, 0x88)),
     uuid: formatUuid(sb.subarray(0x68, 0x78)),
     version: `${sb.readUInt32LE(0x4c)}.${sb.readUInt16LE(0x3e)}`,
-    blockSize: 1024 << logBlockSize,
+    blockSize: logBlockSize <= 16 ? 1024 * 2 ** logBlockSize : undefined,
   };
-  // ext3 is also a valid ext2 (mountable without the journal).
-  if (type === 'ext3') result.secType = 'ext2';
+  // A journal device names itself as the log of the filesystem that uses it.
+  if (type === 'jbd') result.logUuid = result.uuid;
+  if (features.compat & COMPAT_HAS_JOURNAL) result.extJournal = formatUuid(sb.subarray(0xd0, 0xe0));
+  // Everything but ext2 itself is also "ext2" to blkid when an ext2 driver could mount it (no incompat feature ext2 lacks).
+  if (type !== 'ext2' && type !== 'jbd' && (features.incompat & ~EXT2_INCOMPAT_SUPP) === 0) result.secType = 'ext2';
   return result;
 }
