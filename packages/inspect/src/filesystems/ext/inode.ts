@@ -157,7 +157,8 @@ export async function readInode(vol: ExtVolume, ino: number, options: ReadInodeO
   };
 }
 
-function verifyInodeChecksum(vol: ExtVolume, raw: Buffer, seed: number, hasHi: boolean, where: string, byteOffset: number): void {
+/** ext4_inode_csum: crc32c over the inode with the checksum fields zeroed; 16 bits only when i_checksum_hi does not fit. */
+export function inodeChecksum(raw: Buffer, seed: number, hasHi: boolean): number {
   const size = raw.length;
   const zero2 = Buffer.alloc(2);
   let c = crc32c(seed, raw, 0, 0x7c);
@@ -172,10 +173,13 @@ function verifyInodeChecksum(vol: ExtVolume, raw: Buffer, seed: number, hasHi: b
     }
     c = crc32c(c, raw, offset, size);
   }
+  return size > GOOD_OLD_INODE_SIZE && hasHi ? c : c & 0xffff;
+}
+
+function verifyInodeChecksum(vol: ExtVolume, raw: Buffer, seed: number, hasHi: boolean, where: string, byteOffset: number): void {
+  const computed = inodeChecksum(raw, seed, hasHi);
   let stored = raw.readUInt16LE(0x7c);
-  let computed = c;
-  if (size > GOOD_OLD_INODE_SIZE && hasHi) stored = (stored | (raw.readUInt16LE(0x82) << 16)) >>> 0;
-  else computed &= 0xffff;
+  if (raw.length > GOOD_OLD_INODE_SIZE && hasHi) stored = (stored | (raw.readUInt16LE(0x82) << 16)) >>> 0;
   if (stored !== computed) throw new ExtChecksumError(vol.image, where, byteOffset, computed, stored, { retryable: vol.retryable });
 }
 
