@@ -12,7 +12,8 @@ const UNTRUSTED_NOTE =
   'and a guest can write such a header into its own raw disk (CVE-2010-3851).';
 
 interface CreateArgs {
-  image: string;
+  _: (string | number)[];
+  image?: string;
   format?: string;
   dir?: string;
   keep: boolean;
@@ -21,7 +22,8 @@ interface CreateArgs {
 }
 
 interface InfoArgs {
-  overlay: string;
+  _: (string | number)[];
+  overlay?: string;
   format?: string;
   json: boolean;
   backing?: string | boolean;
@@ -35,6 +37,17 @@ function backingOption<T>(y: Argv<T>) {
   });
 }
 
+/**
+ * The image operand: yargs leaves whatever follows `--` in argv._, so a file
+ * named "-f raw" can be given as `-- '-f raw'`.
+ */
+function operand(argv: { _: (string | number)[] }, given: string | undefined, what: string): string {
+  const afterDashes = argv._.slice(2).map(String);
+  if (given !== undefined && afterDashes.length === 0) return given;
+  if (given === undefined && afterDashes.length === 1) return afterDashes[0];
+  throw new UsageError(given === undefined && afterDashes.length === 0 ? `Name the ${what}.` : `Name exactly one ${what}.`);
+}
+
 /** --backing POLICY, or --no-backing (yargs turns it into backing=false). */
 function backingPolicy(value: string | boolean | undefined): BackingPolicy | undefined {
   if (value === undefined || value === true) return undefined;
@@ -44,12 +57,12 @@ function backingPolicy(value: string | boolean | undefined): BackingPolicy | und
 }
 
 const createCommand: CommandModule<object, CreateArgs> = {
-  command: 'create <image>',
+  command: 'create [image]',
   describe: 'Make a qcow2 overlay over IMAGE and print its path',
   builder: (y) =>
     backingOption(
       y
-        .positional('image', { type: 'string', demandOption: true, describe: 'Guest disk image (qcow2, raw, vmdk, vdi, vhdx, vpc) or block device' })
+        .positional('image', { type: 'string', describe: 'Guest disk image (qcow2, raw, vmdk, vdi, vhdx, vpc) or block device; required (after -- if it starts with a dash)' })
         .option('format', { type: 'string', describe: 'Format of IMAGE (default: from its header magic, else raw)' })
         .option('dir', { type: 'string', describe: 'Make the overlay\'s private directory here (default: $TMPDIR or /tmp)' })
         .option('keep', { type: 'boolean', default: false, describe: 'Leave the overlay in place when guestlens exits (remove its directory yourself)' })
@@ -63,8 +76,9 @@ const createCommand: CommandModule<object, CreateArgs> = {
         UNTRUSTED_NOTE,
     ) as unknown as Argv<CreateArgs>,
   handler: async (argv) => {
+    const image = operand(argv, argv.image, 'image to overlay');
     const backing = backingPolicy(argv.backing);
-    const overlay = await createOverlay(argv.image, { format: argv.format, dir: argv.dir, backing });
+    const overlay = await createOverlay(image, { format: argv.format, dir: argv.dir, backing });
     if (argv.keep) overlay.keep();
     if (argv.json) {
       printJson({ path: overlay.path, dir: overlay.dir, image: overlay.image, format: overlay.format, backing: overlay.backing, kept: argv.keep, chain: overlay.chain });
@@ -96,18 +110,19 @@ async function untilInputEnds(): Promise<void> {
 }
 
 const infoCommand: CommandModule<object, InfoArgs> = {
-  command: 'info <overlay>',
+  command: 'info [overlay]',
   describe: 'Show the backing chain of an overlay (or of any image)',
   builder: (y) =>
     backingOption(
       y
-        .positional('overlay', { type: 'string', demandOption: true, describe: 'Overlay made by "overlay create", or any image' })
+        .positional('overlay', { type: 'string', describe: 'Overlay made by "overlay create", or any image; required' })
         .option('format', { type: 'string', describe: 'Format of OVERLAY (default: from its header magic, else raw)' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the chain as JSON' }),
     ).epilog(UNTRUSTED_NOTE) as unknown as Argv<InfoArgs>,
   handler: async (argv) => {
-    const chain = await inspectChain(argv.overlay, { format: argv.format, backing: backingPolicy(argv.backing) });
-    if (argv.json) printJson({ image: argv.overlay, chain });
+    const image = operand(argv, argv.overlay, 'overlay (or image) to show');
+    const chain = await inspectChain(image, { format: argv.format, backing: backingPolicy(argv.backing) });
+    if (argv.json) printJson({ image, chain });
     else printChain(chain);
   },
 };
