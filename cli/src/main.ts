@@ -12,8 +12,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(commands)
     .demandCommand(1, 'Name a command (see the list above).')
     .strict()
+    // No -h alias for --help: df uses -h for human-readable sizes, as virt-df and df do.
     .help()
-    .alias('help', 'h')
     .version(false)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((msg, err, y) => {

@@ -1,11 +1,165 @@
-import type { CommandModule } from 'yargs';
-import { UsageError } from '../errors.ts';
+/**
+ * guestlens df: virt-df's job. Each positional IMAGE is a guest; several -a
+ * are the disks of one guest; -d/--domain-xml read a libvirt domain's disks.
+ * Numbers are what the guest kernel's statfs would return.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { guestDf, openGuest, type DfRow, type ImageSpec } from '@guestlens/inspect';
+import { EXIT_ERROR, EXIT_PARTIAL, UsageError, describeError } from '../errors.ts';
+import { dfHeader, dfRow, guestDisplayName, type DfOutputOptions } from '../df/dfOutput.ts';
+import { forEachOrdered } from '../parallel.ts';
+import { parseDomainXml, type Domain } from '../libvirt/domainXml.ts';
+import { dumpDomain } from '../libvirt/virsh.ts';
 
-// Placeholder until the issue that brings this command lands.
-export const dfCommand: CommandModule = {
-  command: 'df',
-  describe: false,
-  handler: () => {
-    throw new UsageError('"df" is not implemented yet');
+interface DfArgs {
+  images: string[];
+  add: string[];
+  format?: string;
+  'human-readable': boolean;
+  inodes: boolean;
+  csv: boolean;
+  json: boolean;
+  parallel: number;
+  domain: string[];
+  connect?: string;
+  'domain-xml': string[];
+  uuid: boolean;
+}
+
+/** One guest to report on. */
+interface GuestJob {
+  name: string;
+  images: ImageSpec[];
+  /** Disks we know we cannot read (libvirt network/volume disks). */
+  unreadable: string[];
+}
+
+interface GuestResult {
+  name: string;
+  rows: DfRow[];
+  problems: string[];
+  /** The guest could not be opened at all. */
+  failed: boolean;
+}
+
+export const dfCommand: CommandModule<object, DfArgs> = {
+  command: 'df [images..]',
+  describe: 'Free space of every filesystem in guest disk images (like virt-df)',
+  builder: (y: Argv) =>
+    y
+      .usage(
+        'guestlens df [IMAGE...] [-a IMAGE]... [-d DOMAIN] [--domain-xml FILE] [options]\n\n' +
+          'Each IMAGE is a guest of its own; several -a are the disks of one guest. ' +
+          'Images are read through a throw-away overlay, so this works while a VM runs, and never changes them.\n' +
+          'Give --format raw for untrusted raw images: guestlens never guesses a raw image into another format.',
+      )
+      .positional('images', { type: 'string', array: true, default: [], describe: 'disk images, one guest each' })
+      .option('add', { alias: 'a', type: 'string', array: true, default: [], describe: 'a disk of the one guest made of all -a disks, in guest order' })
+      .option('format', { type: 'string', describe: 'format of every image (raw, qcow2, vmdk, vdi, vhdx, vpc); detected when absent' })
+      .option('human-readable', { alias: 'h', type: 'boolean', default: false, describe: 'sizes in powers of 1024 (1.2G, 235M)' })
+      .option('inodes', { alias: 'i', type: 'boolean', default: false, describe: 'inode counts instead of blocks' })
+      .option('csv', { type: 'boolean', default: false, describe: 'comma-separated values, as virt-df --csv' })
+      .option('json', { type: 'boolean', default: false, describe: 'one JSON object per filesystem' })
+      .option('parallel', { alias: 'P', type: 'number', default: 1, describe: 'read up to N guests at a time (output stays in argument order)' })
+      .option('domain', { alias: 'd', type: 'string', array: true, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
+      .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
+      .option('domain-xml', { type: 'string', array: true, default: [], describe: 'a saved libvirt domain XML file' })
+      .option('uuid', { type: 'boolean', default: false, describe: 'name libvirt guests by UUID instead of name' }),
+  handler: async (args) => {
+    if (args.csv && args.json) throw new UsageError('df: choose one of --csv and --json');
+    if (args.csv && args['human-readable']) throw new UsageError('df: -h and --csv cannot be used together (CSV numbers are always plain)');
+    if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new UsageError(`df: -P wants a whole number of guests, at least 1 (got ${args.parallel})`);
+    const jobs = await guestJobs(args);
+    if (jobs.length === 0) {
+      throw new UsageError('df: name at least one image (guestlens df IMAGE...), -a IMAGE, -d DOMAIN or --domain-xml FILE');
+    }
+    const out: DfOutputOptions = { human: args['human-readable'], inodes: args.inodes, csv: args.csv };
+    if (!args.json) process.stdout.write(dfHeader(out));
+    const json: object[] = [];
+    let failedGuests = 0;
+    let problems = 0;
+    await forEachOrdered(jobs, args.parallel, runJob, (result) => {
+      if (result.failed) failedGuests++;
+      problems += result.problems.length;
+      for (const p of result.problems) process.stderr.write(`guestlens: df: ${result.name}: ${p}\n`);
+      for (const row of result.rows) {
+        if (!row.statfs.exact) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: figures may differ from the guest's: ${row.statfs.reason ?? 'inexact'}\n`);
+        if (args.json) json.push(jsonRow(result.name, row));
+        else process.stdout.write(dfRow(result.name, row.device, row.statfs, out));
+      }
+    });
+    if (args.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    if (failedGuests === jobs.length) process.exitCode = EXIT_ERROR;
+    else if (problems > 0) process.exitCode = EXIT_PARTIAL;
   },
 };
+
+async function guestJobs(args: DfArgs): Promise<GuestJob[]> {
+  const spec = (path: string, format = args.format): ImageSpec => ({ path, format });
+  const jobs: GuestJob[] = [];
+  if (args.add.length > 0) {
+    jobs.push({ name: guestDisplayName(basename(args.add[0]), args.add.length), images: args.add.map((p) => spec(p)), unreadable: [] });
+  }
+  for (const image of args.images) jobs.push({ name: basename(image), images: [spec(image)], unreadable: [] });
+  for (const file of args['domain-xml']) jobs.push(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args));
+  for (const name of args.domain) jobs.push(domainJob(await dumpDomain(name, args.connect), args));
+  return jobs;
+}
+
+function domainJob(domain: Domain, args: DfArgs): GuestJob {
+  return {
+    name: args.uuid && domain.uuid ? domain.uuid : domain.name,
+    // --format overrides what libvirt says only when given.
+    images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format })),
+    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type} ${u.description}): ${u.type} disks are not supported; only file and block disks are read`),
+  };
+}
+
+async function runJob(job: GuestJob): Promise<GuestResult> {
+  const result: GuestResult = { name: job.name, rows: [], problems: [...job.unreadable], failed: false };
+  if (job.images.length === 0) {
+    result.problems.push('the domain has no disk guestlens can read');
+    result.failed = true;
+    return result;
+  }
+  let guest;
+  try {
+    guest = await openGuest(job.images);
+  } catch (err) {
+    result.problems.push(err instanceof Error ? describeError(err) : String(err));
+    result.failed = true;
+    return result;
+  }
+  try {
+    const df = await guestDf(guest);
+    result.rows = df.rows;
+    for (const p of df.problems) result.problems.push(`${p.device}: ${p.message}`);
+  } catch (err) {
+    result.problems.push(err instanceof Error ? describeError(err) : String(err));
+    result.failed = true;
+  } finally {
+    await guest.close().catch((err: unknown) => result.problems.push(`closing: ${err instanceof Error ? err.message : String(err)}`));
+  }
+  return result;
+}
+
+function jsonRow(guest: string, row: DfRow): object {
+  const s = row.statfs;
+  return {
+    guest,
+    device: row.device,
+    fstype: row.fstype,
+    label: row.label ?? null,
+    uuid: row.uuid ?? null,
+    bsize: s.bsize,
+    blocks: s.blocks,
+    bfree: s.bfree,
+    bavail: s.bavail,
+    files: s.files,
+    ffree: s.ffree,
+    exact: s.exact,
+    ...(s.exact ? {} : { reason: s.reason ?? 'inexact' }),
+  };
+}
