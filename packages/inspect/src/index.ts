@@ -19,3 +19,5 @@ export type { DirEntry, FileStat, FileType, Filesystem, StatFs, Timestamp } from
 export { openExt } from './filesystems/ext/index.ts';
 
 export * from './errors.ts';
+
+export { guestDf, type DfRow, type DfProblem, type GuestDf } from './df/guestDf.ts';
