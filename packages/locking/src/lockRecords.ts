@@ -6,7 +6,7 @@
  * taken through that open file description. /proc/locks still gives the pid
  * of POSIX locks, which is all we can learn when fdinfo is unreadable.
  */
-import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { LockApi } from './fcntl.ts';
 import type { ImageIdentity } from './imageFile.ts';
 
@@ -66,31 +66,32 @@ function sameInode(line: LockLine, image: ImageIdentity): boolean {
  * reports (btrfs subvolumes, overlayfs): when only the inode number matches,
  * ask the fd itself.
  */
-async function fdIsImage(pid: number, fd: number, image: ImageIdentity): Promise<boolean> {
+function fdIsImage(pid: number, fd: number, image: ImageIdentity): boolean {
   try {
-    const st = await stat(`/proc/${pid}/fd/${fd}`, { bigint: true });
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     return st.dev === image.dev && st.ino === image.ino;
   } catch {
     return false;
   }
 }
 
-async function readLines(path: string): Promise<string[] | undefined> {
+// /proc files are tiny and never block: synchronous reads are several times faster here than the thread pool's round trips.
+function readLines(path: string): string[] | undefined {
   try {
-    return (await readFile(path, 'utf8')).split('\n');
+    return readFileSync(path, 'utf8').split('\n');
   } catch {
     return undefined;
   }
 }
 
 /** /proc/PID/comm is cut at 15 bytes ("qemu-system-x86"): take argv[0]'s base name when it extends it. */
-export async function commandName(pid: number): Promise<string | null> {
-  const comm = (await readLines(`/proc/${pid}/comm`))?.[0];
+export function commandName(pid: number): string | null {
+  const comm = readLines(`/proc/${pid}/comm`)?.[0];
   if (comm === undefined) return null;
   if (Buffer.byteLength(comm) < 15) return comm;
   for (const source of [`/proc/${pid}/exe`, `/proc/${pid}/cmdline`]) {
     try {
-      const full = source.endsWith('exe') ? await readlink(source) : (await readFile(source, 'utf8')).split('\0')[0];
+      const full = source.endsWith('exe') ? readlinkSync(source) : readFileSync(source, 'utf8').split('\0')[0];
       const base = full.replace(/ \(deleted\)$/, '').split('/').pop() ?? '';
       if (base.startsWith(comm)) return base;
     } catch {
@@ -100,40 +101,40 @@ export async function commandName(pid: number): Promise<string | null> {
   return comm;
 }
 
-async function scanFdinfo(image: ImageIdentity): Promise<LockRecord[]> {
+/** The locks on the image that /proc/PID/fdinfo shows for one process's open files. */
+function locksSeenThrough(pid: number, image: ImageIdentity): LockRecord[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return []; // gone, or another user's process
+  }
   const found: LockRecord[] = [];
+  for (const fdText of fds) {
+    const lines = readLines(`/proc/${pid}/fdinfo/${fdText}`);
+    if (!lines) continue;
+    const fd = Number(fdText);
+    for (const text of lines) {
+      if (!text.startsWith('lock:')) continue;
+      const line = parseLockLine(text);
+      if (!line || line.inode !== image.ino) continue;
+      if (!sameInode(line, image) && !fdIsImage(pid, fd, image)) continue;
+      // A POSIX lock belongs to the process that took it (its tgid is on the line); an OFD lock to the open file, seen from every process sharing it.
+      const owner = line.kind === 'POSIX' && line.pid > 0 ? line.pid : pid;
+      found.push({ pid: owner, command: null, fd, kind: line.kind, type: line.type, start: line.start, end: line.end });
+    }
+  }
+  return found;
+}
+
+function scanFdinfo(image: ImageIdentity): LockRecord[] {
   let pids: string[];
   try {
-    pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n));
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
   } catch {
-    return found;
+    return [];
   }
-  await Promise.all(
-    pids.map(async (pidText) => {
-      const pid = Number(pidText);
-      let fds: string[];
-      try {
-        fds = await readdir(`/proc/${pid}/fdinfo`);
-      } catch {
-        return; // gone, or another user's process
-      }
-      for (const fdText of fds) {
-        const lines = await readLines(`/proc/${pid}/fdinfo/${fdText}`);
-        if (!lines) continue;
-        const fd = Number(fdText);
-        for (const text of lines) {
-          if (!text.startsWith('lock:')) continue;
-          const line = parseLockLine(text);
-          if (!line || line.inode !== image.ino) continue;
-          if (!sameInode(line, image) && !(await fdIsImage(pid, fd, image))) continue;
-          // A POSIX lock belongs to the process that took it (its tgid is on the line); an OFD lock to the open file, seen from every process sharing it.
-          const owner = line.kind === 'POSIX' && line.pid > 0 ? line.pid : pid;
-          found.push({ pid: owner, command: null, fd, kind: line.kind, type: line.type, start: line.start, end: line.end });
-        }
-      }
-    }),
-  );
-  return found;
+  return pids.flatMap((pid) => locksSeenThrough(Number(pid), image));
 }
 
 /**
@@ -142,11 +143,11 @@ async function scanFdinfo(image: ImageIdentity): Promise<LockRecord[]> {
  * /proc/locks shows nothing on the inode.
  */
 export async function findLockRecords(image: ImageIdentity): Promise<LockRecord[]> {
-  const global = ((await readLines('/proc/locks')) ?? [])
+  const global = (readLines('/proc/locks') ?? [])
     .map(parseLockLine)
     .filter((l): l is LockLine => l !== undefined && l.inode === image.ino);
   if (global.length === 0) return [];
-  const records = await scanFdinfo(image);
+  const records = scanFdinfo(image);
   // A lock /proc/locks shows on this very inode that no fdinfo line accounted
   // for (we may not read other users' fdinfo): POSIX ones still have a pid,
   // OFD ones stay anonymous.
@@ -164,11 +165,12 @@ export async function findLockRecords(image: ImageIdentity): Promise<LockRecord[
     records.push(anonymous);
     used.add(anonymous);
   }
-  const names = new Map<number, Promise<string | null>>();
+  const names = new Map<number, string | null>();
   for (const r of records) {
-    if (r.pid !== null && !names.has(r.pid)) names.set(r.pid, commandName(r.pid));
+    if (r.pid === null) continue;
+    if (!names.has(r.pid)) names.set(r.pid, commandName(r.pid));
+    r.command = names.get(r.pid)!;
   }
-  for (const r of records) r.command = r.pid === null ? null : await names.get(r.pid)!;
   records.sort((a, b) => (a.pid ?? Infinity) - (b.pid ?? Infinity) || (a.fd ?? -1) - (b.fd ?? -1) || a.start - b.start);
   return records;
 }
