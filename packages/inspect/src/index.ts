@@ -4,7 +4,7 @@
  */
 export { openGuest, withGuest, Guest, type GuestDisk, type GuestFilesystemInfo, type GuestImageArg, type GuestWarning, type OpenGuestOptions } from './guest/guest.ts';
 export { GuestFilesystem, type GuestReadStreamOptions, type ReadFileOptions } from './guest/guestFilesystem.ts';
-export { openImageDefault, type ImageOpener, type ImageOpenOptions, type ImageSpec, type OpenedImage } from './guest/imageOpener.ts';
+export { openImageDefault, type BackingPolicy, type ImageOpener, type ImageOpenOptions, type ImageSpec, type OpenedImage } from './guest/imageOpener.ts';
 export { resolvePath, MAX_SYMLINKS, type ResolvedPath, type ResolveOptions } from './guest/pathResolver.ts';
 export { diskDevice, diskLetters, partitionDevice, canonicalDeviceName } from './guest/deviceName.ts';
 

@@ -35,6 +35,8 @@ import { scratchDir } from '../../../test/support/scratch.ts';
 import { sh } from '../../../test/support/run.ts';
 import { loopMountUnavailable, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
 import { MemorySource } from './support/memorySource.ts';
+import { productTempEntries } from '../../../test/support/rootHooks.ts';
+import { startHolder } from '../../../test/support/qemuHolders.ts';
 
 const MiB = 1024 * 1024;
 
@@ -224,16 +226,71 @@ describe('guest: several disks as one guest', function () {
   });
 });
 
-describe('guest: the default image opener', function () {
-  it('refuses a non-raw image it cannot read yet with a typed error naming the image', async function () {
-    const dir = scratchDir('opener');
-    const qcow2 = join(dir, 'disk.qcow2');
-    await sh('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '16M']);
-    await assert.rejects(openGuest([qcow2], { overlay: false }), (err: unknown) => {
+describe('guest: the default image opener (overlay + qcow2-js)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let raw: string;
+  let qcow2: string;
+  let expected: Array<[string, string, string | undefined, string | undefined]>;
+
+  before(async function () {
+    dir = scratchDir('opener');
+    raw = await blank(join(dir, 'disk.raw'), 64 * MiB);
+    await sh('sfdisk', ['-q', raw], { input: 'label: gpt\nstart=2048, size=40M, type=linux\nsize=8M, type=swap\n' });
+    const part = await blank(join(dir, 'part.img'), 40 * MiB);
+    const tree = join(dir, 'tree');
+    await mkdir(join(tree, 'etc'), { recursive: true });
+    await writeFile(join(tree, 'etc/hostname'), 'through-the-overlay\n');
+    await sh('mkfs.ext4', ['-q', '-F', '-L', 'qroot', '-d', tree, part]);
+    await placeAt(raw, part, 2048 * 512);
+    qcow2 = join(dir, 'disk with space, and "quotes".qcow2');
+    await sh('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '-c', raw, qcow2]);
+    expected = (await withGuest([raw], async (g) => (await g.filesystems()).map((f) => [f.device, f.type, f.label, f.uuid] as [string, string, string | undefined, string | undefined]), { overlay: false }));
+    assert.equal(expected.length, 2);
+  });
+
+  for (const overlay of [true, false]) {
+    it(`reads a compressed qcow2 ${overlay ? 'through a throw-away overlay (the default)' : 'directly ({ overlay: false })'} exactly as the raw disk, and leaves it unchanged`, async function () {
+      await guardImages([qcow2], () =>
+        withGuest([qcow2], async (guest) => {
+          assert.equal(guest.disks[0].format, 'qcow2');
+          assert.deepEqual((await guest.filesystems()).map((f) => [f.device, f.type, f.label, f.uuid]), expected);
+          const root = await (await guest.filesystem('/dev/sda1'))!.open();
+          assert.equal((await root.readFile('/etc/hostname')).toString(), 'through-the-overlay\n');
+        }, overlay ? {} : { overlay: false }),
+      );
+      assert.deepEqual(productTempEntries(), [], 'no overlay left behind');
+    });
+  }
+
+  it('reads a guest while qemu-storage-daemon holds its image read-write (through the overlay)', async function () {
+    const live = join(dir, 'live.qcow2');
+    await sh('cp', [qcow2, live]);
+    const holder = await startHolder('qsd writable', live, 'qcow2');
+    try {
+      await withGuest([{ path: live, format: 'qcow2' }], async (guest) => {
+        const root = await (await guest.filesystem('/dev/sda1'))!.open();
+        assert.equal((await root.readFile('/etc/hostname')).toString(), 'through-the-overlay\n');
+      });
+      assert.equal(holder.child.exitCode, null, 'the VM-side holder kept running');
+    } finally {
+      await holder.stop();
+    }
+  });
+
+  it('refuses, with typed errors naming the image, what it cannot read', async function () {
+    await assert.rejects(openGuest([{ path: raw, format: 'vmdk' }], { overlay: false }), (err: unknown) => {
       assert.ok(err instanceof GuestOpenError, String(err));
-      assert.match(err.message, /disk\.qcow2: reading qcow2 images is not available/);
+      assert.match(err.message, /disk\.raw: vmdk images can only be read through an overlay/);
       return true;
     });
+    // Asked for qcow2, found raw: the overlay package says so.
+    await assert.rejects(openGuest([{ path: raw, format: 'qcow2' }]), (err: unknown) => {
+      assert.equal((err as { userFacing?: boolean }).userFacing, true, String(err));
+      assert.match((err as Error).message, /disk\.raw/);
+      return true;
+    });
+    assert.deepEqual(productTempEntries(), []);
   });
 });
 

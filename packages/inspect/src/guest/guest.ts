@@ -12,7 +12,7 @@ import type { Partition, PartitionTable } from '../volumes/partition.ts';
 import { partitionSourceName, SliceSource } from '../volumes/slice.ts';
 import { diskDevice, partitionDevice } from './deviceName.ts';
 import { GuestFilesystem } from './guestFilesystem.ts';
-import { openImageDefault, type ImageOpener, type ImageSpec, type OpenedImage } from './imageOpener.ts';
+import { openImageDefault, type BackingPolicy, type ImageOpener, type ImageSpec, type OpenedImage } from './imageOpener.ts';
 
 export type GuestImageArg = string | ImageSpec;
 
@@ -21,6 +21,10 @@ export interface OpenGuestOptions {
   overlay?: boolean;
   /** Logical sector size for MBR disks whose spec does not say (default 512). */
   sectorSize?: number;
+  /** Which files an image may name besides itself (backing files, data files): 'allow' (default), 'same-dir' or 'none'. */
+  backing?: BackingPolicy;
+  /** Where overlays are made (default: the system temporary directory). */
+  overlayDir?: string;
   /** How an image becomes a block source (tests, or callers with their own sources). */
   openImage?: ImageOpener;
 }
@@ -87,7 +91,7 @@ export class Guest {
     try {
       for (const [index, arg] of images.entries()) {
         const spec: ImageSpec = typeof arg === 'string' ? { path: arg } : arg;
-        const image = await opener(spec, { overlay });
+        const image = await opener(spec, { overlay, backing: options.backing, overlayDir: options.overlayDir });
         opened.push(image);
         const disk: GuestDisk = { index, device: diskDevice(index), image: spec.path, format: image.format, source: image.source };
         try {
