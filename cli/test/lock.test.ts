@@ -149,10 +149,10 @@ describe('guestlens lock', () => {
       const marker = join(scratchDir('nrun'), 'ran');
       const r = await guardImages([image], () => guestlens(['lock', image, '--', 'touch', marker]));
       assert.equal(r.exitCode, 1);
-      assert.match(r.stderr, new RegExp(`^guestlens: ${escape(sharedWriteLock(image))}Byte 101 is held by qemu-system-x86_64 \\(pid ${vm.pid}\\) \\[fd \\d+, OFD lock\\]\\.\\n$`));
+      assert.match(r.stderr, new RegExp(`^guestlens: ${escapeRegExp(sharedWriteLock(image))}Byte 101 is held by qemu-system-x86_64 \\(pid ${vm.pid}\\) \\[fd \\d+, OFD lock\\]\\.\\n$`));
       assert.equal(existsSync(marker), false);
       const w = await guestlens(['lock', '--perm', 'write', '--share', 'all', image, '--', 'touch', marker]);
-      assert.match(w.stderr, new RegExp(`^guestlens: ${escape(writeLock(image))}Byte 201 is held by qemu-system-x86_64 \\(pid ${vm.pid}\\)`));
+      assert.match(w.stderr, new RegExp(`^guestlens: ${escapeRegExp(writeLock(image))}Byte 201 is held by qemu-system-x86_64 \\(pid ${vm.pid}\\)`));
       assert.equal(existsSync(marker), false);
       assert.equal(procLocksOn(image).length, 4, 'only the VM\'s locks (100-101 merged, 103, 201, 203)');
     });
@@ -235,7 +235,7 @@ describe('guestlens lock', () => {
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
