@@ -392,6 +392,10 @@ describe('volumes: slices', function () {
     await assert.rejects(slice.read(2045, 4), /disk\.qcow2 partition 2: read of 4 bytes at offset 2045 runs past the end \(size 2048\)/);
     await assert.rejects(slice.read(-1, 1), RangeError);
     assert.deepEqual(await slice.extent(100, 50), { offset: 100, length: 50, kind: 'data' });
+    const into = Buffer.alloc(10, 0xee);
+    await slice.readInto(into, 3, 16, 4);
+    assert.deepEqual(into, Buffer.concat([Buffer.alloc(3, 0xee), base.subarray(1040, 1044), Buffer.alloc(3, 0xee)]));
+    await assert.rejects(slice.readInto(into, 0, 2047, 2), /runs past the end/);
     assert.throws(() => new SliceSource(disk, 8000, 1000, 'x'), SliceBoundsError);
     assert.throws(() => new SliceSource(disk, -1, 10, 'x'), SliceBoundsError);
     await slice.close();

@@ -4,7 +4,7 @@
  * window; reads outside it are refused, so a corrupt structure inside a
  * partition can never read its neighbour.
  */
-import { checkRange, type BlockSource, type Extent } from '@guestlens/qcow2-js';
+import { checkRange, readInto, type BlockSource, type Extent } from '@guestlens/qcow2-js';
 import { SliceBoundsError } from '../errors.ts';
 
 export class SliceSource implements BlockSource {
@@ -31,6 +31,13 @@ export class SliceSource implements BlockSource {
     this.requireOpen();
     checkRange(this, offset, length);
     return this.parent.read(this.start + offset, length);
+  }
+
+  /** Straight into the caller's buffer when the source below can (no copy per layer). */
+  async readInto(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
+    this.requireOpen();
+    checkRange(this, offset, length);
+    await readInto(this.parent, target, targetOffset, this.start + offset, length);
   }
 
   async extent(offset: number, length: number): Promise<Extent> {
