@@ -1,0 +1,235 @@
+/**
+ * guestlens df end to end: partitioned guest disks made with real tools, the
+ * kernel (a read-only loop mount of each filesystem + stat -f) as the oracle
+ * for every number, in text, CSV and JSON; the images never change.
+ */
+import assert from 'node:assert/strict';
+import { basename, join } from 'node:path';
+import { symlinkSync } from 'node:fs';
+import { buildDisk, toQcow2, type BuiltDisk } from './support/guestDisk.ts';
+import { kernelStatfs, loopMountUnavailable, withKernelMount } from './support/kernel.ts';
+import { guardImages } from './support/imageGuard.ts';
+import { guestlens, sh } from './support/run.ts';
+import { scratchDir } from './support/scratch.ts';
+import { dfHeader, dfRow } from '../cli/src/df/dfOutput.ts';
+
+type Kstat = Awaited<ReturnType<typeof kernelStatfs>>;
+
+const files = {
+  'etc/hostname': 'dfguest\n',
+  'var/log/messages': 'hello\n'.repeat(5000),
+  'home/u/blob': Buffer.alloc(700 * 1024, 7),
+};
+
+interface Fixture {
+  disk: BuiltDisk;
+  qcow2: string;
+  /** device -> what the kernel says */
+  kernel: Map<string, Kstat>;
+  fstypes: Map<string, string>;
+}
+
+/** The kernel's numbers for every ext partition of a disk, by device name. */
+async function kernelView(disk: BuiltDisk, letter: string): Promise<Map<string, Kstat>> {
+  const view = new Map<string, Kstat>();
+  for (const p of disk.partitions) {
+    if (!('mkfs' in p.spec.content)) continue;
+    const stat = await withKernelMount(disk.raw, { offset: p.offset, sizelimit: p.size }, (m) => kernelStatfs(m.dir));
+    view.set(`/dev/sd${letter}${p.number}`, stat);
+  }
+  return view;
+}
+
+describe('guestlens df (kernel oracle)', function () {
+  this.timeout(300000);
+  let gpt: Fixture;
+  let mbr: Fixture;
+
+  before(async function () {
+    const why = await loopMountUnavailable();
+    if (why) {
+      console.log(`      cannot run the kernel-oracle df tests here: ${why}`);
+      this.skip();
+    }
+    const gptDisk = await buildDisk('gpt', 'gpt', [
+      { sizeMiB: 24, content: { mkfs: 'mkfs.ext2', args: ['-q', '-F', '-L', 'boot', '-b', '1024'], files: { 'vmlinuz': Buffer.alloc(300000, 1) } } },
+      { sizeMiB: 64, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-L', 'root', '-b', '4096'], files } },
+      { sizeMiB: 8, content: { swap: true } },
+      { sizeMiB: 40, content: { mkfs: 'mkfs.ext3', args: ['-q', '-F', '-L', 'data three'], files } },
+      { sizeMiB: 4, content: { empty: true } },
+      { sizeMiB: 48, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-O', '^64bit,^metadata_csum', '-b', '1024', '-L', 'old'], files } },
+    ]);
+    const mbrDisk = await buildDisk('mbr', 'dos', [
+      { sizeMiB: 32, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-O', 'bigalloc', '-C', '16384', '-L', 'big'], files } },
+      { sizeMiB: 32, logical: true, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-O', 'meta_bg,^resize_inode', '-L', 'meta'], files } },
+      { sizeMiB: 16, logical: true, content: { mkfs: 'mkfs.ext2', args: ['-q', '-F', '-L', 'logical2'] } },
+    ]);
+    const fstypes = (disk: BuiltDisk, letter: string) =>
+      new Map(disk.partitions.filter((p) => 'mkfs' in p.spec.content).map((p) => [`/dev/sd${letter}${p.number}`, (p.spec.content as { mkfs: string }).mkfs.replace('mkfs.', '')]));
+    gpt = { disk: gptDisk, qcow2: await toQcow2(gptDisk.raw), kernel: await kernelView(gptDisk, 'a'), fstypes: fstypes(gptDisk, 'a') };
+    mbr = { disk: mbrDisk, qcow2: await toQcow2(mbrDisk.raw, undefined, ['-c']), kernel: await kernelView(mbrDisk, 'a'), fstypes: fstypes(mbrDisk, 'a') };
+  });
+
+  function expectedText(name: string, fx: Fixture, opts = { human: false, inodes: false, csv: false }): string {
+    let s = dfHeader(opts);
+    for (const [device, k] of fx.kernel) s += dfRow(name, device, k, opts);
+    return s;
+  }
+
+  it('prints the kernel\'s numbers for every ext filesystem of a GPT qcow2 guest, skipping swap and empty partitions', async () => {
+    const r = await guardImages([gpt.qcow2], () => guestlens(['df', gpt.qcow2]));
+    assert.equal(r.stderr, '');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, expectedText(basename(gpt.qcow2), gpt));
+  });
+
+  it('matches the kernel in JSON, with type, label, UUID and exact=true', async () => {
+    const r = await guardImages([gpt.qcow2], () => guestlens(['df', '--json', gpt.qcow2]));
+    assert.equal(r.exitCode, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    assert.deepEqual(rows.map((x) => x.device), [...gpt.kernel.keys()]);
+    for (const row of rows) {
+      const k = gpt.kernel.get(row.device as string)!;
+      assert.deepEqual(
+        { bsize: row.bsize, blocks: row.blocks, bfree: row.bfree, bavail: row.bavail, files: row.files, ffree: row.ffree },
+        { bsize: k.bsize, blocks: k.blocks, bfree: k.bfree, bavail: k.bavail, files: k.files, ffree: k.ffree },
+        `${row.device}`,
+      );
+      assert.equal(row.guest, basename(gpt.qcow2));
+      assert.equal(row.fstype, gpt.fstypes.get(row.device as string));
+      assert.equal(row.exact, true);
+      assert.match(String(row.uuid), /^[0-9a-f-]{36}$/);
+    }
+    assert.deepEqual(rows.map((x) => x.label), ['boot', 'root', 'data three', 'old']);
+  });
+
+  it('matches the kernel in CSV, with -i, and with -h', async () => {
+    const name = basename(gpt.qcow2);
+    for (const opts of [
+      { human: false, inodes: false, csv: true },
+      { human: false, inodes: true, csv: true },
+      { human: false, inodes: true, csv: false },
+      { human: true, inodes: false, csv: false },
+    ]) {
+      const flags = [...(opts.csv ? ['--csv'] : []), ...(opts.inodes ? ['-i'] : []), ...(opts.human ? ['-h'] : [])];
+      const r = await guestlens(['df', ...flags, gpt.qcow2]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, expectedText(name, gpt, opts), flags.join(' '));
+    }
+  });
+
+  it('reads MBR logical partitions (numbered from 5), bigalloc and meta_bg, from a compressed qcow2', async () => {
+    const r = await guardImages([mbr.qcow2], () => guestlens(['df', mbr.qcow2]));
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual([...mbr.kernel.keys()], ['/dev/sda1', '/dev/sda5', '/dev/sda6']);
+    assert.equal(r.stdout, expectedText(basename(mbr.qcow2), mbr));
+  });
+
+  it('names several -a disks as one guest: first name plus one "+" per extra disk, devices sda, sdb', async () => {
+    const r = await guestlens(['df', '--csv', '-a', gpt.qcow2, '-a', mbr.qcow2]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const name = `${basename(gpt.qcow2)}+`;
+    let expected = dfHeader({ human: false, inodes: false, csv: true });
+    for (const [device, k] of gpt.kernel) expected += dfRow(name, device, k, { human: false, inodes: false, csv: true });
+    for (const [device, k] of mbr.kernel) expected += dfRow(name, device.replace('/dev/sda', '/dev/sdb'), k, { human: false, inodes: false, csv: true });
+    assert.equal(r.stdout, expected);
+  });
+
+  it('reads each positional image as its own guest; -P keeps argument order', async () => {
+    const dir = scratchDir('df-many');
+    const images: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const link = join(dir, `guest-${i}.qcow2`);
+      symlinkSync(i % 2 ? mbr.qcow2 : gpt.qcow2, link);
+      images.push(link);
+    }
+    const serial = await guestlens(['df', '--csv', ...images]);
+    const parallel = await guestlens(['df', '--csv', '-P', '4', ...images]);
+    assert.equal(serial.exitCode, 0, serial.stderr);
+    assert.equal(parallel.exitCode, 0, parallel.stderr);
+    assert.equal(parallel.stdout, serial.stdout);
+    const names = serial.stdout.trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    assert.deepEqual([...new Set(names)], images.map((p) => basename(p)));
+  });
+
+  it('reads raw images, and --format raw keeps a raw image raw', async () => {
+    const r = await guardImages([gpt.disk.raw], () => guestlens(['df', '--format', 'raw', gpt.disk.raw]));
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout, expectedText(basename(gpt.disk.raw), gpt));
+  });
+});
+
+describe('guestlens df: what it cannot read is said, not hidden', function () {
+  this.timeout(300000);
+
+  it('reports a filesystem without a driver on stderr and exits 3, still printing the others', async () => {
+    const disk = await buildDisk('partial', 'gpt', [
+      { sizeMiB: 16, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F'] } },
+      { sizeMiB: 320, content: { mkfs: 'mkfs.xfs', args: ['-q', '-f'] } },
+    ]);
+    const image = await toQcow2(disk.raw);
+    const r = await guardImages([image], () => guestlens(['df', image]));
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.match(r.stdout, /partial\.qcow2:\/dev\/sda1 /);
+    assert.doesNotMatch(r.stdout, /sda2/);
+    assert.match(r.stderr, /partial\.qcow2: \/dev\/sda2: .*xfs/);
+  });
+
+  it('reports a corrupt ext filesystem with the device and reason, exit 3', async () => {
+    const disk = await buildDisk('corrupt', 'dos', [
+      { sizeMiB: 8, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F'] } },
+      { sizeMiB: 8, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F'] } },
+    ]);
+    // Destroy the second filesystem's group descriptor table (block 1 of a 1 KiB-block fs is the superblock; the GDT follows).
+    const gdtOffset = disk.partitions[1].offset + 2048;
+    await sh('dd', ['if=/dev/urandom', `of=${disk.raw}`, 'bs=1024', `seek=${gdtOffset / 1024}`, 'count=1', 'conv=notrunc', 'status=none']);
+    const r = await guestlens(['df', disk.raw]);
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.match(r.stdout, /:\/dev\/sda1 /);
+    assert.match(r.stderr, /corrupt\.raw: \/dev\/sda2: /);
+  });
+
+  it('exits 1 with a clear message for a missing image, and 3 when other guests were read', async () => {
+    const good = await buildDisk('good', 'dos', [{ sizeMiB: 8, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F'] } }]);
+    const missing = join(scratchDir('df-missing'), 'no such image.qcow2');
+    const one = await guestlens(['df', missing]);
+    assert.equal(one.exitCode, 1);
+    assert.equal(one.stdout.split('\n').length, 2, 'only the header');
+    assert.match(one.stderr, /no such image\.qcow2.*(no such file|not found|does not exist)/i);
+    assert.doesNotMatch(one.stderr, /\n\s+at /, 'no stack trace');
+    const two = await guestlens(['df', missing, good.raw]);
+    assert.equal(two.exitCode, 3);
+    assert.match(two.stdout, /good\.raw:\/dev\/sda1 /);
+  });
+
+  it('is a usage error (exit 2) with no image, with -h and --csv together, or with -P 0', async () => {
+    for (const args of [['df'], ['df', '-h', '--csv', 'x.img'], ['df', '-P', '0', 'x.img'], ['df', '--csv', '--json', 'x.img']]) {
+      const r = await guestlens(args);
+      assert.equal(r.exitCode, 2, args.join(' '));
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^guestlens: df: /);
+    }
+  });
+
+  it('reads the file disks of a saved libvirt domain XML and names the network disk it cannot read (exit 3)', async () => {
+    const a = await buildDisk('dom-a', 'dos', [{ sizeMiB: 8, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-L', 'a'] } }]);
+    const b = await buildDisk('dom-b', 'gpt', [{ sizeMiB: 8, content: { mkfs: 'mkfs.ext2', args: ['-q', '-F', '-L', 'b'] } }]);
+    const bq = await toQcow2(b.raw);
+    const xmlFile = join(scratchDir('domxml'), 'web.xml');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      xmlFile,
+      `<domain type='kvm'><name>web01</name><uuid>11111111-2222-3333-4444-555555555555</uuid><devices>
+        <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${a.raw}'/><target dev='vda'/></disk>
+        <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${bq}'/><target dev='vdb'/></disk>
+        <disk type='network' device='disk'><source protocol='nbd' name='export1'/><target dev='vdc'/></disk>
+      </devices></domain>`,
+    );
+    const r = await guestlens(['df', '--csv', '--domain-xml', xmlFile]);
+    assert.equal(r.exitCode, 3);
+    assert.deepEqual(r.stdout.trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['web01,/dev/sda1', 'web01,/dev/sdb1']);
+    assert.match(r.stderr, /web01: disk vdc \(network nbd:export1\)/);
+    const u = await guestlens(['df', '--csv', '--uuid', '--domain-xml', xmlFile]);
+    assert.match(u.stdout, /^11111111-2222-3333-4444-555555555555,\/dev\/sda1,/m);
+  });
+});
