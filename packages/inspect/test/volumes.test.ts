@@ -326,6 +326,37 @@ describe('volumes: GPT partition tables', function () {
     }
   });
 
+  it('reads a hybrid MBR (sgdisk -h: 0xEE beside real MBR entries) as the GPT, as sfdisk does', async function () {
+    const image = join(dir, 'hybrid.img');
+    await copyFile(gptImage, image);
+    await sh('sgdisk', ['-h', '1:EE', image]);
+    const mbr = (await readFile(image)).subarray(0, 512);
+    assert.ok([0, 1, 2, 3].some((i) => mbr[446 + i * 16 + 4] === 0x83), 'sgdisk made a hybrid entry');
+    const ours = await readTable(image);
+    assertSameAsSfdisk(ours, await sfdiskJson(image));
+    assert.deepEqual(ours.warnings, []);
+  });
+
+  it('a GPT without any MBR is still read (with a warning); a stale GPT behind a real MBR is ignored (with a warning)', async function () {
+    const bytes = await readFile(gptImage);
+    const bare = new MemorySource(bytes, 'no-pmbr.img');
+    bare.patch(0, Buffer.alloc(512));
+    const t = await readPartitionTable(bare);
+    assert.equal(t.scheme, 'gpt');
+    assert.equal(t.partitions.length, 4);
+    assert.match(t.warnings[0], /GPT but no protective MBR/);
+
+    const stale = new MemorySource(bytes, 'stale-gpt.img');
+    const mbr = Buffer.alloc(512);
+    writeEntry(mbr, 0, { type: 0x83, start: 2048, count: 4096 });
+    mbr.writeUInt16LE(0xaa55, 510);
+    stale.patch(0, mbr);
+    const t2 = await readPartitionTable(stale);
+    assert.equal(t2.scheme, 'mbr');
+    assert.deepEqual(t2.partitions.map((p) => [p.number, p.startSector, p.sectorCount]), [[1, 2048, 4096]]);
+    assert.match(t2.warnings[0], /GPT header is present but the MBR does not protect it/);
+  });
+
   it('skips entries whose LBAs are reversed or beyond the disk, with warnings', async function () {
     const src = new MemorySource(await readFile(gptImage), 'entries.img');
     const arr = src.unit(2); // entries 1..4
