@@ -8,7 +8,7 @@
  * unreplayed device, or the test would prove nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile, rm, appendFile } from 'node:fs/promises';
+import { mkdir, writeFile, rm, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RawFileSource } from '@guestlens/qcow2-js';
 import { ExtFilesystem } from '../src/filesystems/ext/index.ts';
@@ -155,6 +155,43 @@ describe('ext driver: journal replay equals the kernel\'s recovery', function ()
         await src.close();
       }
     });
+  });
+
+  it('orphan inodes left for mount-time cleanup make statfs inexact, with the reason', async function () {
+    if (noLoop) {
+      console.log(`      cannot make orphan inodes without a loop mount (${noLoop})`);
+      this.skip();
+    }
+    const dir = scratchDir('ext-orphan');
+    const image = join(dir, 'live.img');
+    await sh('truncate', ['-s', '64M', image]);
+    await sh('mkfs.ext4', ['-q', '-F', '-O', '^orphan_file', image]);
+    const m = await mountImage(image, { readWrite: true });
+    const copy = join(dir, 'orphans.img');
+    try {
+      const victim = join(m.dir, 'open-but-deleted');
+      await writeFile(victim, pseudoRandom(1_000_000, 5));
+      const handle = await open(victim, 'r');
+      try {
+        await rm(victim);
+        await sh('sync', ['-f', m.dir]);
+        await copySparse(image, copy);
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      await m.unmount();
+    }
+    const src = await RawFileSource.open(copy);
+    try {
+      const fs = await ExtFilesystem.open(src);
+      assert.ok(fs.volume.sb.s_last_orphan !== 0, 'the copy should carry an orphan list');
+      const st = await fs.statfs();
+      assert.equal(st.exact, false);
+      assert.match(st.reason ?? '', /orphan/);
+    } finally {
+      await src.close();
+    }
   });
 
   it('a clean filesystem is not replayed and its statfs is exact', async () => {

@@ -133,7 +133,7 @@ export async function findRegions(name: string, data: Buffer): Promise<Region[]>
     if ((inode.i_mode & S_IFMT) === S_IFDIR) {
       for (const run of await mapBlocks(vol, inode, 0, dataBlocks)) {
         if (run.pblk === undefined) continue;
-        for (let i = 0; i < Math.min(run.length, 8); i++) regions.push({ kind: 'directory block', offset: (run.pblk + i) * bs, length: bs, ino });
+        for (let i = 0; i < Math.min(run.length, 8); i++) regions.push({ kind: 'directory block', offset: (run.pblk + i) * bs, length: bs, ino, generation: inode.i_generation });
       }
       for (const e of await fs.readdir(ino)) await visitInode(e.ino);
     }
@@ -211,6 +211,11 @@ function restamp(data: Buffer, region: Region, vol: ExtVolume): void {
     const c = inodeChecksum(Buffer.from(raw), seed, hasHi);
     raw.writeUInt16LE(c & 0xffff, 0x7c);
     if (raw.length > GOOD_OLD_INODE_SIZE && hasHi) raw.writeUInt16LE(c >>> 16, 0x82);
+  } else if (region.kind === 'directory block' && sb.metadataCsum && region.ino !== undefined && region.generation !== undefined) {
+    const block = data.subarray(region.offset, region.offset + region.length);
+    const t = block.length - 12;
+    if (block.readUInt16LE(t + 4) !== 12 || block.readUInt8(t + 7) !== 0xde) return;
+    block.writeUInt32LE(crc32c(inodeSeed(sb.csumSeed, region.ino, region.generation), block, 0, t), t + 8);
   } else if (region.kind === 'extent block' && sb.metadataCsum && region.ino !== undefined && region.generation !== undefined) {
     const block = data.subarray(region.offset, region.offset + region.length);
     const max = block.readUInt16LE(4);
@@ -223,6 +228,14 @@ function restamp(data: Buffer, region: Region, vol: ExtVolume): void {
     seed = crc32c(seed, le);
     block.writeUInt32LE(crc32c(seed, block, 0, tail), tail);
   }
+}
+
+function inodeSeed(fsSeed: number, ino: number, generation: number): number {
+  const le = Buffer.alloc(4);
+  le.writeUInt32LE(ino);
+  const seed = crc32c(fsSeed, le);
+  le.writeUInt32LE(generation);
+  return crc32c(seed, le);
 }
 
 /** Open, statfs, and walk everything; errors inside one file do not stop the walk. */

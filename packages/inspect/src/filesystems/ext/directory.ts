@@ -7,6 +7,8 @@
  * the leaves. Inline directories hold the parent in the first 4 bytes of
  * i_block and entries after it and in system.data.
  */
+import { crc32c } from './checksum.ts';
+import { ExtChecksumError } from './errors.ts';
 import { mapBlocks } from './mapping.ts';
 import { INCOMPAT, hasIncompat } from './superblock.ts';
 import { inlineXattrValue } from './inlineData.ts';
@@ -80,6 +82,7 @@ export async function readDirectoryEntries(vol: ExtVolume, inode: Inode): Promis
       for (let i = 0; i < run.length; i++) {
         const pblk = run.pblk + i;
         const data = await vol.cache.read(pblk);
+        if (vol.sb.metadataCsum) verifyLeafTail(vol, inode, data, pblk, run.lblk + i);
         parseEntries(vol, data, `directory inode ${inode.ino} block ${run.lblk + i}`, pblk * vol.blockSize, out);
         if (out.length > vol.limits.maxDirectoryEntries) {
           throw vol.corrupt(`directory inode ${inode.ino}`, undefined, `more than ${vol.limits.maxDirectoryEntries} entries`);
@@ -88,4 +91,25 @@ export async function readDirectoryEntries(vol: ExtVolume, inode: Inode): Promis
     }
   }
   return out;
+}
+
+/**
+ * metadata_csum leaf blocks end in a 12-byte pseudo-entry (inode 0, rec_len
+ * 12, file_type 0xde) holding crc32c of the block before it. Index (htree)
+ * blocks have no such tail and are left alone.
+ */
+function verifyLeafTail(vol: ExtVolume, inode: Inode, data: Buffer, pblk: number, lblk: number): void {
+  // htree index blocks (the root, and interior nodes that start with one empty entry spanning the block) carry a different tail.
+  if (inode.i_flags & INODE_FLAGS.INDEX) {
+    if (lblk === 0) return;
+    const recLen = data.readUInt16LE(4);
+    if (data.readUInt32LE(0) === 0 && (recLen === data.length || (data.length >= 65536 && (recLen === 0 || recLen === 65535)))) return;
+  }
+  const t = data.length - 12;
+  if (data.readUInt32LE(t) !== 0 || data.readUInt16LE(t + 4) !== 12 || data.readUInt8(t + 6) !== 0 || data.readUInt8(t + 7) !== CSUM_TAIL_TYPE) return;
+  const computed = crc32c(inode.csumSeed, data, 0, t);
+  const stored = data.readUInt32LE(t + 8);
+  if (computed !== stored) {
+    throw new ExtChecksumError(vol.image, `directory inode ${inode.ino} block ${lblk}`, pblk * vol.blockSize, computed, stored, { retryable: vol.retryable });
+  }
 }
