@@ -124,7 +124,7 @@ describe('guestlens lock', () => {
       it(`${signal} to guestlens reaches the command; guestlens exits with its status and releases`, async () => {
         const image = await makeImage('qcow2');
         const marker = join(scratchDir('sig'), 'got-signal');
-        const ours = await startGuestlensLockWith(image, `trap 'echo ${signal} > "${marker}"; exit 5' ${signal.slice(3)}; echo locked; while :; do sleep 0.05; done`);
+        const ours = await startGuestlensLockWith(image, `trap 'echo ${signal} > "${marker}"; exit 5' ${signal.slice(3)}; echo locked; i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`);
         assert.equal(procLocksOn(image).length, 3);
         process.kill(ours.pid, signal);
         await ours.child;

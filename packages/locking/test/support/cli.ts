@@ -15,12 +15,13 @@ export interface LockHolderProcess {
 }
 
 /**
- * `guestlens lock OPTIONS IMAGES -- sh -c 'echo locked; exec sleep 600'`: the
+ * `guestlens lock OPTIONS IMAGES -- sh -c 'echo locked; exec cat'`: the
  * command starts only once every lock is taken, so its "locked" line is the
- * readiness signal.
+ * readiness signal. cat reads the stdin pipe this test process holds, so even
+ * a command orphaned by a failing test ends when the test run does.
  */
 export async function startGuestlensLock(options: string[], images: string[], asUser?: string): Promise<LockHolderProcess> {
-  const command = ['sh', '-c', 'echo locked; exec sleep 600'];
+  const command = ['sh', '-c', 'echo locked; exec cat >/dev/null'];
   const child = asUser
     ? startTracked('setpriv', [...setprivArgs(asUser), process.execPath, '--input-type=module', '-e', runBundle, 'lock', ...options, ...images, '--', ...command], { input: true })
     : startTracked(process.execPath, [GUESTLENS_BIN, 'lock', ...options, ...images, '--', ...command], { input: true });
