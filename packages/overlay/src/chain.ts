@@ -5,7 +5,7 @@
  * `qemu-img info -U -f FMT` that one file (which opens no backing file), check
  * its backing file, and only then go down a level.
  */
-import { stat } from 'node:fs/promises';
+import { statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { IMAGE_FORMATS, isImageFormat } from '@guestlens/qcow2-js';
 import { parseBackingReference } from './backingReference.ts';
@@ -79,17 +79,21 @@ export async function walkChain(top: ChainTop, policy: PolicyCheck): Promise<Cha
 
 async function walkLevel(level: Level, depth: number, top: ChainTop, policy: PolicyCheck, seen: Map<string, string>): Promise<{ entry: ChainEntry; next?: Level }> {
   const by = level.referrer ?? top.image;
-  const st = await stat(level.path).catch((err: NodeJS.ErrnoException) => {
+  let st: Stats;
+  try {
+    st = statSync(level.path);
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
     if (depth === 0) throw new ImageAccessError(top.image, err.code === 'ENOENT' ? 'no such file' : (err.message ?? String(err)));
     throw new BackingChainError(by, `its backing file ${JSON.stringify(level.path)} cannot be opened (${err.code ?? err.message}); the chain is broken`);
-  });
+  }
   const inode = `${st.dev}:${st.ino}`;
   const loopsTo = seen.get(inode);
   if (loopsTo !== undefined) throw new BackingChainError(by, `its backing chain loops: ${JSON.stringify(level.path)} is ${JSON.stringify(loopsTo)} again`);
   seen.set(inode, level.path);
 
   const dir = dirname(level.path);
-  const named = await readNamedFiles(level.path, level.format);
+  const named = readNamedFiles(level.path, level.format);
   const entry: ChainEntry = { depth, filename: level.path, format: level.format, formatFrom: level.formatFrom, virtualSize: 0 };
   if (level.lockingOff) entry.lockingOff = true;
   if (level.blockDevice) entry.blockDevice = true;

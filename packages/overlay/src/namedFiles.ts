@@ -8,8 +8,7 @@
  * Only the fields needed for that are parsed, each bounded by the format's
  * own limits; deep validation is qemu-img's (and the qcow2 reader's) job.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { BackingChainError } from './errors.ts';
 
 export interface NamedFiles {
@@ -42,18 +41,19 @@ const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
 /** QEMU reads at most 1 MiB of a VMDK text descriptor. */
 const MAX_VMDK_DESCRIPTOR = 1 << 20;
 
-export async function readNamedFiles(path: string, format: string): Promise<NamedFiles> {
+/** Synchronous on purpose: a handful of small reads of one header, cheaper than thread-pool round trips. */
+export function readNamedFiles(path: string, format: string): NamedFiles {
   if (format !== 'qcow2' && format !== 'vmdk') return {};
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
   try {
-    return format === 'qcow2' ? await qcow2Names(handle, path) : await vmdkNames(handle);
+    return format === 'qcow2' ? qcow2Names(fd, path) : vmdkNames(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
-async function qcow2Names(handle: FileHandle, path: string): Promise<NamedFiles> {
-  const head = await readAt(handle, 0, 104);
+function qcow2Names(fd: number, path: string): NamedFiles {
+  const head = readAt(fd, 0, 104);
   if (head.length < QCOW2_V2_HEADER_LENGTH || head.readUInt32BE(0) !== QCOW2_MAGIC) {
     throw new BackingChainError(path, 'not a qcow2 image (bad magic); its header cannot be read');
   }
@@ -83,11 +83,11 @@ async function qcow2Names(handle: FileHandle, path: string): Promise<NamedFiles>
     if (backingFileSize > MAX_BACKING_FILE_SIZE || backingFileOffset + BigInt(backingFileSize) > BigInt(clusterSize)) {
       throw new BackingChainError(path, `qcow2 backing file name (offset ${backingFileOffset}, ${backingFileSize} bytes) lies outside the first cluster or is too long`);
     }
-    names.backing = (await readAt(handle, Number(backingFileOffset), backingFileSize)).toString('utf8');
+    names.backing = (readAt(fd, Number(backingFileOffset), backingFileSize)).toString('utf8');
   }
 
   // Header extensions: from the end of the header to the end of the first cluster.
-  const extensions = await readAt(handle, headerLength, clusterSize - headerLength);
+  const extensions = readAt(fd, headerLength, clusterSize - headerLength);
   for (let off = 0; off + 8 <= extensions.length; ) {
     const type = extensions.readUInt32BE(off);
     const length = extensions.readUInt32BE(off + 4);
@@ -113,11 +113,11 @@ const DESCRIPTOR_MAGIC = '# Disk DescriptorFile';
 // QEMU: sscanf("%10s %" SCNd64 " %10s \"%511[^\n\r\"]\"") per line.
 const EXTENT_LINE = /^\s*(RW|RDONLY|NOACCESS)\s+\d+\s+\S+\s+"([^"\r\n]{1,511})"/;
 
-async function vmdkNames(handle: FileHandle): Promise<NamedFiles> {
-  const head = await readAt(handle, 0, DESCRIPTOR_MAGIC.length);
+function vmdkNames(fd: number): NamedFiles {
+  const head = readAt(fd, 0, DESCRIPTOR_MAGIC.length);
   // Sparse VMDKs (KDMV, COWD) are their own single extent; only a text descriptor names others.
   if (head.toString('latin1') !== DESCRIPTOR_MAGIC) return {};
-  const text = (await readAt(handle, 0, MAX_VMDK_DESCRIPTOR)).toString('latin1');
+  const text = (readAt(fd, 0, MAX_VMDK_DESCRIPTOR)).toString('latin1');
   const extents: string[] = [];
   for (const line of text.split(/\r?\n/)) {
     const m = EXTENT_LINE.exec(line);
@@ -126,11 +126,11 @@ async function vmdkNames(handle: FileHandle): Promise<NamedFiles> {
   return { extents };
 }
 
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+function readAt(fd: number, position: number, length: number): Buffer {
   const buf = Buffer.alloc(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+    const bytesRead = readSync(fd, buf, done, length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }

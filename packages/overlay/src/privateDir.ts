@@ -10,8 +10,7 @@
  * program has its own handler, dying is that handler's decision; we only
  * clean up.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TempDirError } from './errors.ts';
 
@@ -70,7 +69,7 @@ function uninstall(): void {
 export async function makePrivateDir(parent: string): Promise<string> {
   let dir: string;
   try {
-    dir = await mkdtemp(join(parent, PRIVATE_DIR_PREFIX));
+    dir = mkdtempSync(join(parent, PRIVATE_DIR_PREFIX));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const reasons: Record<string, string> = {
@@ -89,9 +88,12 @@ export async function makePrivateDir(parent: string): Promise<string> {
   return dir;
 }
 
-/** Remove a private directory now. Safe to call twice, and after a signal already removed it. */
+/**
+ * Remove a private directory now. Safe to call twice, and after a signal
+ * already removed it. Synchronous: one small file and a directory.
+ */
 export async function removePrivateDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   release(dir);
 }
 
