@@ -5,7 +5,7 @@
  * of the device, as the kernel sees it after mounting. refresh() throws all of
  * that away and opens again.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import { readInto, type BlockSource } from '@guestlens/qcow2-js';
 import type { DirEntry, FileStat, Filesystem, StatFs } from '../filesystem.ts';
 import { ExtError, ExtUnsupportedError } from './errors.ts';
 import { readGroupDescriptors } from './groupDescriptor.ts';
@@ -287,8 +287,7 @@ async function readMapped(vol: ExtVolume, inode: Inode, offset: number, n: numbe
     const from = Math.max(offset, runStart);
     const to = Math.min(offset + n, runStart + run.length * bs);
     if (to <= from) continue;
-    const data = await vol.source.read(run.pblk * bs + (from - runStart), to - from);
-    data.copy(out, from - offset);
+    await readInto(vol.source, out, from - offset, run.pblk * bs + (from - runStart), to - from);
   }
   return out;
 }

@@ -161,6 +161,7 @@ export function isExtSuperblock(buf: Buffer): boolean {
   return logBlock <= 6 && buf.readUInt32LE(0x28) > 0 && buf.readUInt32LE(0x20) > 0;
 }
 
+/** A lo/hi pair of 32-bit words as bigint (hi only counts with INCOMPAT_64BIT). */
 function u64(lo: number, hi: number, wide: boolean): bigint {
   return BigInt(lo) | (wide ? BigInt(hi) << 32n : 0n);
 }
@@ -212,9 +213,15 @@ export function parseSuperblock(buf: Buffer, image: string, deviceSize: number, 
   }
   const clusterBits = bigalloc ? s_log_cluster_size - s_log_block_size : 0;
 
-  const s_blocks_count = Number(u64(buf.readUInt32LE(0x04), buf.readUInt32LE(0x150), wide));
-  const s_r_blocks_count = Number(u64(buf.readUInt32LE(0x08), buf.readUInt32LE(0x154), wide));
-  const s_free_blocks_count = Number(u64(buf.readUInt32LE(0x0c), buf.readUInt32LE(0x158), wide));
+  // Block counts go past 2^32 with 64bit; as byte counts they must stay below 2^53 to be numbers.
+  const blockCount = (lo: number, hi: number, what: string): number => {
+    const v = u64(buf.readUInt32LE(lo), buf.readUInt32LE(hi), wide);
+    if (v * BigInt(blockSize) > BigInt(Number.MAX_SAFE_INTEGER)) corrupt(`${what} ${v} blocks of ${blockSize} bytes is beyond 2^53 bytes`);
+    return Number(v);
+  };
+  const s_blocks_count = blockCount(0x04, 0x150, 's_blocks_count');
+  const s_r_blocks_count = blockCount(0x08, 0x154, 's_r_blocks_count');
+  const s_free_blocks_count = blockCount(0x0c, 0x158, 's_free_blocks_count');
   const s_first_data_block = buf.readUInt32LE(0x14);
   const s_blocks_per_group = buf.readUInt32LE(0x20);
   const s_clusters_per_group = buf.readUInt32LE(0x24);
@@ -223,7 +230,6 @@ export function parseSuperblock(buf: Buffer, image: string, deviceSize: number, 
   const s_rev_level = buf.readUInt32LE(0x4c);
 
   if (s_blocks_count === 0) corrupt('s_blocks_count is 0');
-  if (!Number.isSafeInteger(s_blocks_count * blockSize)) corrupt(`s_blocks_count ${s_blocks_count} is beyond 2^53 bytes`);
   if (s_first_data_block >= s_blocks_count) corrupt(`s_first_data_block ${s_first_data_block} is past the end`);
   const clustersPerGroupExpected = s_blocks_per_group >>> clusterBits;
   if (s_blocks_per_group === 0 || s_blocks_per_group > blockSize * 8 << clusterBits) {

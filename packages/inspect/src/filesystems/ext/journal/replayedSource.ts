@@ -3,7 +3,7 @@
  * reads every replayed filesystem block from its copy in the journal and
  * everything else from the device below. Only the block map is kept in memory.
  */
-import { checkRange, type BlockSource, type Extent } from '@guestlens/qcow2-js';
+import { checkRange, readInto, type BlockSource, type Extent } from '@guestlens/qcow2-js';
 import { JBD2_MAGIC_NUMBER } from './journalSuperblock.ts';
 import type { ReplayTarget } from './recovery.ts';
 
@@ -28,23 +28,41 @@ export class ReplayedBlockSource implements BlockSource {
 
   async read(offset: number, length: number): Promise<Buffer> {
     checkRange(this, offset, length);
-    if (this.replayed.size === 0 || length === 0) return this.below.read(offset, length);
+    if (!this.touchesReplayed(offset, length)) return this.below.read(offset, length);
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out, 0, offset, length);
+    return out;
+  }
+
+  async readInto(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    await readInto(this.below, target, targetOffset, offset, length);
     const bs = this.blockSize;
-    const firstBlock = Math.floor(offset / bs);
-    const lastBlock = Math.floor((offset + length - 1) / bs);
-    let any = false;
-    for (let b = firstBlock; b <= lastBlock && !any; b++) any = this.replayed.has(b);
-    if (!any) return this.below.read(offset, length);
-    const out = await this.below.read(offset, length);
-    for (let b = firstBlock; b <= lastBlock; b++) {
-      const target = this.replayed.get(b);
-      if (!target) continue;
-      const copy = await this.below.read(target.journalPblk * bs, bs);
-      if (target.escaped) copy.writeUInt32BE(JBD2_MAGIC_NUMBER, 0);
+    for (const b of this.replayedIn(offset, length)) {
+      const replay = this.replayed.get(b) as ReplayTarget;
+      const copy = await this.below.read(replay.journalPblk * bs, bs);
+      if (replay.escaped) copy.writeUInt32BE(JBD2_MAGIC_NUMBER, 0);
       const blockStart = b * bs;
       const from = Math.max(offset, blockStart);
       const to = Math.min(offset + length, blockStart + bs);
-      copy.copy(out, from - offset, from - blockStart, to - blockStart);
+      copy.copy(target, targetOffset + from - offset, from - blockStart, to - blockStart);
+    }
+  }
+
+  private touchesReplayed(offset: number, length: number): boolean {
+    return this.replayedIn(offset, length).length > 0;
+  }
+
+  /** Replayed blocks inside [offset, offset + length), walking whichever is smaller: the range or the replay map. */
+  private replayedIn(offset: number, length: number): number[] {
+    if (this.replayed.size === 0 || length === 0) return [];
+    const firstBlock = Math.floor(offset / this.blockSize);
+    const lastBlock = Math.floor((offset + length - 1) / this.blockSize);
+    const out: number[] = [];
+    if (lastBlock - firstBlock + 1 > this.replayed.size) {
+      for (const b of this.replayed.keys()) if (b >= firstBlock && b <= lastBlock) out.push(b);
+    } else {
+      for (let b = firstBlock; b <= lastBlock; b++) if (this.replayed.has(b)) out.push(b);
     }
     return out;
   }
