@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, existsSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { guardImages } from '../../test/support/imageGuard.ts';
+import { assertImageUnchanged, guardImages, snapshotImage, type ImageSnapshot } from '../../test/support/imageGuard.ts';
 import { guestlens, repoRoot, sh } from '../../test/support/run.ts';
 import { scratchDir } from '../../test/support/scratch.ts';
 import { canSwitchUser, guestlensAs, worldReadableDir } from '../../packages/locking/test/support/cli.ts';
@@ -21,8 +21,14 @@ describe('guestlens overlay', () => {
     top = join(dir, 'top.qcow2');
     await qemuImgCreate(top, 'qcow2', undefined, ['-F', 'raw', '-b', 'base.raw']);
     await qemuIoWrite(top, 'qcow2', 0x42, 0, 65536);
+    snapshots = await Promise.all([base, top].map(snapshotImage));
   });
-  afterEach(assertNoOverlayDirs);
+  // Every test here may read these two: none may change them.
+  let snapshots: ImageSnapshot[] = [];
+  afterEach(async () => {
+    assertNoOverlayDirs();
+    for (const s of snapshots) await assertImageUnchanged(s);
+  });
 
   /** Remove what `--keep` left. */
   async function removeKept(path: string): Promise<void> {
@@ -90,7 +96,7 @@ describe('guestlens overlay', () => {
 
   it('a relative image path that starts with a dash (after --)', async () => {
     copyFileSync(base, join(dir, '-f raw'));
-    const r = await execa('node', [cliBin, 'overlay', 'create', '--keep', '--json', '--', '-f raw'], { cwd: dir, reject: false });
+    const r = await guardImages([join(dir, '-f raw')], () => execa('node', [cliBin, 'overlay', 'create', '--keep', '--json', '--', '-f raw'], { cwd: dir, reject: false }));
     assert.equal(r.exitCode, 0, String(r.stderr));
     const o = JSON.parse(String(r.stdout)) as { path: string; format: string; backing: string };
     try {
@@ -110,7 +116,7 @@ describe('guestlens overlay', () => {
     assert.equal(ok.exitCode, 0, ok.stderr);
     const outside = join(scratchDir('cli-outside'), 'escape.qcow2');
     await qemuImgCreate(outside, 'qcow2', undefined, ['-F', 'raw', '-b', base]);
-    const escape = await guestlens(['overlay', 'create', outside, '--backing', 'same-dir'], { input: '' });
+    const escape = await guardImages([outside], () => guestlens(['overlay', 'create', outside, '--backing', 'same-dir'], { input: '' }));
     assert.equal(escape.exitCode, 1);
     assert.match(escape.stderr, /^guestlens: .*escape\.qcow2 names backing file .*base\.raw", which guestlens refuses: it lies outside .* the backing policy is "same-dir"/);
   });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { createOverlay, ImageAccessError, livePrivateDirs, PRIVATE_DIR_PREFIX, withOverlay } from '@guestlens/overlay';
 import { scratchDir } from '../../../test/support/scratch.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
+import { assertImageUnchanged, guardImages, snapshotImage, type ImageSnapshot } from '../../../test/support/imageGuard.ts';
 import { repoRoot } from '../../../test/support/run.ts';
 import { startTracked, stop } from '../../../test/support/processes.ts';
 import { assertGone, assertNoOverlayDirs, assertOverlayReads, makeRawImage, MiB, productTempEntries, qemuImgCreate } from './fixtures.ts';
@@ -30,12 +30,17 @@ function firstLine(proc: ResultPromise): Promise<string> {
 describe('overlay: the temporary directory never outlives us', () => {
   let dir: string;
   let image: string;
-  before(() => {
+  let snapshot: ImageSnapshot;
+  before(async () => {
     dir = scratchDir('cleanup');
     image = join(dir, 'disk.raw');
     makeRawImage(image, 1 * MiB);
+    snapshot = await snapshotImage(image);
   });
-  afterEach(() => assertNoOverlayDirs());
+  afterEach(async () => {
+    assertNoOverlayDirs();
+    await assertImageUnchanged(snapshot);
+  });
 
   it('is private (0700), named guestlens-overlay-*, in TMPDIR, and removed by close (twice is fine)', async () => {
     const listenersBefore = process.listenerCount('SIGTERM');
@@ -70,6 +75,11 @@ describe('overlay: the temporary directory never outlives us', () => {
       disks = [join(dir, 'sda.raw'), join(dir, 'sdb.qcow2')];
       makeRawImage(disks[0], 1 * MiB, 'sda');
       await qemuImgCreate(disks[1], 'qcow2', '2M');
+      diskSnapshots = await Promise.all(disks.map(snapshotImage));
+    });
+    let diskSnapshots: ImageSnapshot[] = [];
+    afterEach(async () => {
+      for (const s of diskSnapshots) await assertImageUnchanged(s);
     });
 
     it('gives one overlay per disk and removes them all afterwards', async () => {

@@ -14,7 +14,7 @@ import {
   UnsupportedFormatError,
 } from '@guestlens/overlay';
 import { scratchDir } from '../../../test/support/scratch.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
+import { assertImageUnchanged, guardImages, snapshotImage, type ImageSnapshot } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
 import { assertNoOverlayDirs, assertSameGuestBytes, makeRawImage, MiB, qemuImgCreate } from './fixtures.ts';
 
@@ -55,8 +55,12 @@ describe('overlay: clear errors', () => {
     makeRawImage(raw, 1 * MiB);
     qcow2 = join(dir, 'disk.qcow2');
     await qemuImgCreate(qcow2, 'qcow2', '1M');
+    snapshots = await Promise.all([raw, qcow2].map(snapshotImage));
   });
-  afterEach(() => {
+  // Every test here may read these two: none may change them.
+  let snapshots: ImageSnapshot[] = [];
+  afterEach(async () => {
+    for (const s of snapshots) await assertImageUnchanged(s);
     assertNoOverlayDirs();
     assert.deepEqual(livePrivateDirs(), []);
   });
@@ -124,7 +128,7 @@ describe('overlay: clear errors', () => {
     mkdirSync(deep, { recursive: true });
     const image = join(deep, 'disk.raw');
     makeRawImage(image, 1 * MiB);
-    await assert.rejects(createOverlay(image), rejectsWith(ImageAccessError, /backing reference of \d+ bytes.*at most 1023.*symbolic link/));
+    await guardImages([image], () => assert.rejects(createOverlay(image), rejectsWith(ImageAccessError, /backing reference of \d+ bytes.*at most 1023.*symbolic link/)));
   });
 
   it('the temporary directory cannot be made: missing, not a directory', async () => {

@@ -5,6 +5,7 @@ import { createOverlay } from '@guestlens/overlay';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
+import { execa } from 'execa';
 import { assertNoOverlayDirs, assertOverlayReads, assertSameGuestBytes, makeRawImage, MiB } from './fixtures.ts';
 
 /**
@@ -73,4 +74,30 @@ describe('overlay: every supported backing format', () => {
       });
     });
   }
+
+  it('a block device (a read-only loop device): opened with the host_device driver', async function () {
+    const image = join(dir, 'loop.raw');
+    await sh('cp', [source, image]);
+    const attached = await execa('losetup', ['--find', '--show', '--read-only', image], { reject: false });
+    if (attached.exitCode !== 0) {
+      console.log(`      (no loop device here: ${String(attached.stderr).trim()})`);
+      this.skip();
+    }
+    const device = String(attached.stdout).trim();
+    try {
+      await guardImages([image], async () => {
+        const overlay = await createOverlay(device);
+        try {
+          assert.equal(overlay.format, 'raw');
+          assert.deepEqual(overlay.chain.map((e) => [e.filename, e.virtualSize, e.blockDevice]), [[device, 4 * MiB, true]]);
+          assert.equal(overlay.backing, `json:{"driver":"raw","file":{"driver":"host_device","filename":"${device}","locking":"off"}}`);
+          await assertSameGuestBytes(overlay.path, source, 'raw');
+        } finally {
+          await overlay.close();
+        }
+      });
+    } finally {
+      await sh('losetup', ['-d', device]);
+    }
+  });
 });
