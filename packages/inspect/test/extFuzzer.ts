@@ -143,9 +143,9 @@ export async function findRegions(name: string, data: Buffer): Promise<Region[]>
     await visitInode(sb.s_journal_inum).catch(() => undefined);
     if (hasIncompat(sb, INCOMPAT.RECOVER)) {
       const journal = await openJournal(vol, sb.s_journal_inum);
-      regions.push({ kind: 'journal block', offset: journal.pblk(0) * bs, length: Math.min(bs, 1024) });
+      regions.push({ kind: 'journal block', offset: (await journal.pblk(0)) * bs, length: Math.min(bs, 1024) });
       const start = journal.jsb.s_start || journal.jsb.s_first;
-      for (let i = 0; i < 48 && start + i < journal.jsb.last; i++) regions.push({ kind: 'journal block', offset: journal.pblk(start + i) * bs, length: bs });
+      for (let i = 0; i < 48 && start + i < journal.jsb.last; i++) regions.push({ kind: 'journal block', offset: (await journal.pblk(start + i)) * bs, length: bs });
     }
   }
   return regions;

@@ -24,7 +24,7 @@ export interface ExtLimits {
 export const DEFAULT_LIMITS: ExtLimits = {
   maxReadBytes: 64 * 1024 * 1024,
   maxDirectoryBytes: 1024 * 1024 * 1024,
-  maxDirectoryEntries: 4_000_000,
+  maxDirectoryEntries: 1_000_000,
   cacheBytes: 16 * 1024 * 1024,
 };
 

@@ -23,25 +23,42 @@ export interface ReplayOutcome {
   fastCommitPending: boolean;
 }
 
-/** Largest journal we accept: jbd2 itself caps journals far below this (2^32 blocks is the format's limit). */
-const MAX_JOURNAL_BLOCKS = 2 ** 31;
+/** jbd2 journals are 32-bit block numbered; anything larger is corrupt. */
+const MAX_JOURNAL_BLOCKS = 2 ** 32 - 1;
+/** The journal inode is mapped lazily, this many logical blocks at a time, so a hostile one cannot make us map it all. */
+const MAP_CHUNK = 4096;
+const MAP_CHUNKS_KEPT = 16;
 
 export async function openJournal(vol: ExtVolume, journalIno: number): Promise<JournalReader> {
   const inode = await readInode(vol, journalIno, { special: true });
   const blocks = Math.floor(inode.size / vol.blockSize);
   if (blocks < 2 || blocks > MAX_JOURNAL_BLOCKS) throw vol.corrupt(`journal inode ${journalIno}`, undefined, `journal size ${inode.size} bytes is not usable`);
-  const runs = (await mapBlocks(vol, inode, 0, blocks)).filter((r) => r.pblk !== undefined);
-  const pblk = (logical: number): number => {
-    const run = findRun(runs, logical);
-    if (!run) throw vol.corrupt(`journal inode ${journalIno}`, undefined, `journal block ${logical} is not mapped (a hole in the journal)`);
-    return (run.pblk as number) + (logical - run.lblk);
+  const chunks = new Map<number, BlockRun[]>();
+  const runsFor = async (logical: number): Promise<BlockRun[]> => {
+    const chunk = Math.floor(logical / MAP_CHUNK);
+    let runs = chunks.get(chunk);
+    if (!runs) {
+      const first = chunk * MAP_CHUNK;
+      runs = await mapBlocks(vol, inode, first, Math.min(MAP_CHUNK, blocks - first));
+      chunks.set(chunk, runs);
+      if (chunks.size > MAP_CHUNKS_KEPT) chunks.delete(chunks.keys().next().value as number);
+    }
+    return runs;
   };
-  const sbPblk = pblk(0);
+  const pblk = async (logical: number): Promise<number> => {
+    if (!Number.isInteger(logical) || logical < 0 || logical >= blocks) {
+      throw vol.corrupt(`journal inode ${journalIno}`, undefined, `journal block ${logical} is outside the journal (${blocks} blocks)`);
+    }
+    const run = findRun(await runsFor(logical), logical);
+    if (!run || run.pblk === undefined) throw vol.corrupt(`journal inode ${journalIno}`, undefined, `journal block ${logical} is not mapped (a hole in the journal)`);
+    return run.pblk + (logical - run.lblk);
+  };
+  const sbPblk = await pblk(0);
   const jsb = parseJournalSuperblock(vol, await vol.readBlocks(sbPblk, 1), blocks, `journal superblock (inode ${journalIno})`, sbPblk * vol.blockSize);
   return {
     jsb,
     pblk,
-    read: (logical: number) => vol.readBlocks(pblk(logical), 1),
+    read: async (logical: number) => vol.readBlocks(await pblk(logical), 1),
   };
 }
 

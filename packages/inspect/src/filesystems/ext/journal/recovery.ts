@@ -41,7 +41,7 @@ export interface RecoveryResult {
 export interface JournalReader {
   jsb: JournalSuperblock;
   /** Logical journal block -> physical filesystem block. */
-  pblk(logical: number): number;
+  pblk(logical: number): Promise<number>;
   read(logical: number): Promise<Buffer>;
 }
 
@@ -96,7 +96,7 @@ export async function recoverJournal(vol: ExtVolume, journal: JournalReader): Pr
       if (!vol.validRange(tag.fsBlock)) {
         throw vol.corrupt(`journal transaction ${t.sequence}`, undefined, `a tag targets block ${tag.fsBlock}, outside the filesystem`);
       }
-      blocks.set(tag.fsBlock, { journalPblk: journal.pblk(tag.logical), escaped: (tag.flags & TAG_FLAG.ESCAPE) !== 0 });
+      blocks.set(tag.fsBlock, { journalPblk: await journal.pblk(tag.logical), escaped: (tag.flags & TAG_FLAG.ESCAPE) !== 0 });
     }
   }
   const last = transactions[transactions.length - 1];
@@ -171,12 +171,12 @@ async function scan(vol: ExtVolume, journal: JournalReader): Promise<Transaction
       if (jsb.csumV2or3 && !descriptorTailOk(jsb, buf)) {
         // The kernel refuses to mount here (PASS_REVOKE fails with EFSBADCRC); so do we.
         const stored = buf.readUInt32BE(buf.length - 4);
-        throw new ExtChecksumError(vol.image, `journal revoke block (journal block ${logical})`, journal.pblk(logical) * vol.blockSize, descriptorTail(jsb, buf), stored, { retryable: vol.retryable });
+        throw new ExtChecksumError(vol.image, `journal revoke block (journal block ${logical})`, (await journal.pblk(logical)) * vol.blockSize, descriptorTail(jsb, buf), stored, { retryable: vol.retryable });
       }
       const count = buf.readUInt32BE(HEADER_SIZE);
       const recordSize = jsb.bit64 ? 8 : 4;
       if (count < 16 || count > buf.length - tailSize) {
-        throw vol.corrupt(`journal revoke block (journal block ${logical})`, journal.pblk(logical) * vol.blockSize, `r_count ${count} is out of range`);
+        throw vol.corrupt(`journal revoke block (journal block ${logical})`, (await journal.pblk(logical)) * vol.blockSize, `r_count ${count} is out of range`);
       }
       for (let pos = 16; pos + recordSize <= count; pos += recordSize) {
         current.revokes.push(jsb.bit64 ? buf.readUInt32BE(pos) * 2 ** 32 + buf.readUInt32BE(pos + 4) : buf.readUInt32BE(pos));
