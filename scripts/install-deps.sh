@@ -26,6 +26,7 @@ declare -A debs=(
   [procps]=ps
   [hyperfine]=hyperfine
   [time]=/usr/bin/time
+  [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
 )
 missing=()
 for pkg in "${!debs[@]}"; do
@@ -39,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "guestlens setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  apt-get install -y -q "${missing[@]}" >&2
 fi
 
 if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
