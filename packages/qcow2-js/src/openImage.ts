@@ -5,7 +5,7 @@
  * policy on which files an image may make us read.
  */
 import { realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BlockSource } from './blockSource.ts';
 import { resolveBackingName, type LayerSpec } from './backingName.ts';
 import { chainError, unsupportedError } from './errors.ts';
@@ -111,8 +111,9 @@ async function openLayer(spec: LayerSpec, ctx: ChainContext, depth: number, refe
 async function attachDataFile(image: Qcow2Image, spec: LayerSpec, ctx: ChainContext): Promise<void> {
   if (!image.hasDataFile) return;
   const name = image.header.dataFileName ?? '';
-  // QEMU takes the data file name from the header as a plain file name, never json: or a protocol.
-  const path = isAbsolute(name) ? name : join(dirname(spec.filename), name);
+  // QEMU opens the name from the header as a plain file name (never json: or a protocol) and,
+  // unlike a backing file name, does not resolve a relative one against the image's directory.
+  const path = resolve(name);
   const ref: ReferencedFile = { kind: 'data-file', image: image.name, name, path };
   if (!ctx.options.allowExternalDataFile) {
     throw chainError(image.name, `keeps its guest data in the external data file ${JSON.stringify(name)} (${path}), which is not allowed`, 'check that file is the one you expect, then allow external data files (--allow-external-data-file)');
