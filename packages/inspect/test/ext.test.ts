@@ -13,7 +13,9 @@ import { readInode, INODE_FLAGS } from '../src/filesystems/ext/inode.ts';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
 import { kernelStatfs, loopMountUnavailable, unmountAll, walkDriver, walkMounted, withKernelMount } from '../../../test/support/kernel.ts';
-import { HTREE_DIR, SPARSE_BIG_DATA, SPARSE_BIG_SIZE, VARIANTS, buildImage, pseudoRandom } from './extFixtures.ts';
+import { HTREE_DIR, SPARSE_BIG_DATA, SPARSE_BIG_SIZE, VARIANTS, buildImage, makeSourceTree, pseudoRandom } from './extFixtures.ts';
+import { SliceSource } from '../src/volumes/slice.ts';
+import { scratchDir } from '../../../test/support/scratch.ts';
 
 const MAX_HASH = 64 * 1024 * 1024;
 
@@ -103,4 +105,34 @@ describe('ext driver: statfs and file tree equal the kernel\'s', function () {
       });
     });
   }
+
+  it('a filesystem inside an MBR partition (slice source; loop mount with offset and sizelimit)', async function () {
+    if (noLoop) {
+      console.log(`      loop mounts impossible here (${noLoop})`);
+      this.skip();
+    }
+    const dir = scratchDir('ext-part');
+    const disk = join(dir, 'disk.img');
+    await sh('truncate', ['-s', '80M', disk]);
+    await sh('sfdisk', ['--quiet', disk], { input: 'label: dos\nstart=2048, size=122880, type=83\n' });
+    const offset = 2048 * 512;
+    const size = 122880 * 512;
+    const src = await makeSourceTree({ blockSize: 4096 });
+    await sh('mkfs.ext4', ['-q', '-F', '-E', `offset=${offset}`, '-d', src, disk, `${size / 1024}k`]);
+    await guardImages([disk], async () => {
+      const raw = await RawFileSource.open(disk);
+      try {
+        const fs = await openExt(new SliceSource(raw, offset, size, `${disk} partition 1`));
+        const ours = await fs.statfs();
+        const ourTree = await walkDriver(fs);
+        await withKernelMount(disk, { offset, sizelimit: size }, async (m) => {
+          const { exact: _e, reason: _r, ...figures } = ours;
+          assert.deepEqual(figures, await kernelStatfs(m.dir));
+          assert.deepEqual(ourTree, await walkMounted(m.dir));
+        });
+      } finally {
+        await raw.close();
+      }
+    });
+  });
 });
