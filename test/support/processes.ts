@@ -8,9 +8,11 @@ import { execa, type ResultPromise } from 'execa';
 export type Tracked = ResultPromise<{ reject: false; buffer: true }> & { pid: number };
 
 const running = new Set<Tracked>();
+/** Started in a before() hook for a whole suite: not stopped after each test, only by the suite's after() or at the end of the run. */
+const suiteScoped = new Set<Tracked>();
 
 /** Start a process and keep it tracked; its stdout/stderr are collected for diagnostics. */
-export function startTracked(file: string, args: string[], options: { cwd?: string; env?: Record<string, string>; input?: boolean } = {}): Tracked {
+export function startTracked(file: string, args: string[], options: { cwd?: string; env?: Record<string, string>; input?: boolean; suite?: boolean } = {}): Tracked {
   const child = execa(file, args, {
     cwd: options.cwd,
     env: options.env,
@@ -22,7 +24,11 @@ export function startTracked(file: string, args: string[], options: { cwd?: stri
   }) as unknown as Tracked;
   if (!child.pid) throw new Error(`could not start ${file}`);
   running.add(child);
-  void child.finally(() => running.delete(child));
+  if (options.suite) suiteScoped.add(child);
+  void child.finally(() => {
+    running.delete(child);
+    suiteScoped.delete(child);
+  });
   return child;
 }
 
@@ -39,8 +45,9 @@ export async function stop(child: Tracked, graceMs = 3000): Promise<void> {
   running.delete(child);
 }
 
-export async function stopAll(): Promise<void> {
-  await Promise.all([...running].map((c) => stop(c)));
+/** Stop every tracked process; with `testScopedOnly`, leave those a suite started for all its tests. */
+export async function stopAll(testScopedOnly = false): Promise<void> {
+  await Promise.all([...running].filter((c) => !testScopedOnly || !suiteScoped.has(c)).map((c) => stop(c)));
 }
 
 export function runningCount(): number {

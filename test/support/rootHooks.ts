@@ -20,7 +20,7 @@ export function productTempEntries(): string[] {
 
 export const mochaHooks = {
   async afterEach(): Promise<void> {
-    await stopAll();
+    await stopAll(true);
   },
   async afterAll(): Promise<void> {
     await stopAll();
