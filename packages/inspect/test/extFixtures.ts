@@ -104,6 +104,8 @@ export interface Variant {
   extents?: boolean;
   /** The image should end up with at least one htree directory. */
   expectHtree?: boolean;
+  /** This kernel cannot mount it (64 KiB blocks on 4 KiB pages): compare with dumpe2fs/debugfs instead. */
+  notMountable?: string;
 }
 
 export const VARIANTS: Variant[] = [
@@ -121,6 +123,8 @@ export const VARIANTS: Variant[] = [
   { name: 'ext4 sparse_super2', mkfs: 'mkfs.ext4', args: ['-O', 'sparse_super2'], size: '256M', blockSize: 4096, extents: true },
   { name: 'ext4 inline_data', mkfs: 'mkfs.ext4', args: ['-O', 'inline_data', '-I', '256'], size: '64M', blockSize: 4096, extents: true, expectHtree: true },
   { name: 'ext4 1024-byte inodes', mkfs: 'mkfs.ext4', args: ['-I', '1024'], size: '64M', blockSize: 4096, extents: true },
+  { name: 'ext4, 2 KiB blocks', mkfs: 'mkfs.ext4', args: ['-b', '2048'], size: '64M', blockSize: 2048, extents: true, expectHtree: true },
+  { name: 'ext4, 64 KiB blocks (dumpe2fs/debugfs oracle)', mkfs: 'mkfs.ext4', args: ['-b', '65536'], size: '256M', blockSize: 65536, notMountable: 'this kernel mounts blocks up to the 4 KiB page size only' },
   { name: 'ext4 128-byte inodes, 1 KiB blocks', mkfs: 'mkfs.ext4', args: ['-I', '128', '-b', '1024'], size: '64M', blockSize: 1024, extents: true, expectHtree: true },
 ];
 
