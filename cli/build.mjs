@@ -3,7 +3,7 @@
 // file, so `guestlens` starts in tens of milliseconds instead of compiling
 // TypeScript on every call. koffi stays external: it loads a native binary.
 import { build } from 'esbuild';
-import { renameSync, mkdirSync } from 'node:fs';
+import { renameSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,9 +11,11 @@ export const cliRoot = dirname(fileURLToPath(import.meta.url));
 export const outFile = join(cliRoot, 'dist', 'guestlens.mjs');
 
 export async function buildCli() {
-  mkdirSync(dirname(outFile), { recursive: true });
-  // Write beside the target and rename: concurrent callers never see half a file.
-  const tmp = `${outFile}.${process.pid}.tmp`;
+  // Build into a private directory and rename into place: concurrent callers
+  // never see half a file, and the source map keeps the bundle's own name.
+  const tmpDir = join(dirname(outFile), `.build-${process.pid}`);
+  const tmp = join(tmpDir, 'guestlens.mjs');
+  mkdirSync(tmpDir, { recursive: true });
   await build({
     entryPoints: [join(cliRoot, 'src', 'main.ts')],
     outfile: tmp,
@@ -21,13 +23,16 @@ export async function buildCli() {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    sourcemap: 'inline',
+    // A linked map keeps the bundle small to load; node uses it with --enable-source-maps.
+    sourcemap: 'linked',
     external: ['koffi'],
     logLevel: 'warning',
     // Bundled CommonJS dependencies call require(); give ESM output one.
     banner: { js: "import { createRequire as __glCreateRequire } from 'node:module'; const require = __glCreateRequire(import.meta.url);" },
   });
+  renameSync(`${tmp}.map`, `${outFile}.map`);
   renameSync(tmp, outFile);
+  rmSync(tmpDir, { recursive: true, force: true });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
