@@ -153,4 +153,29 @@ describe('ext driver: statfs and file tree equal the kernel\'s', function () {
       }
     });
   });
+
+  for (const args of [['-b', '4096', '-O', 'bigalloc', '-C', '65536'], ['-b', '1024', '-O', 'bigalloc,meta_bg,^resize_inode', '-C', '8192'], ['-b', '4096', '-O', 'bigalloc,^flex_bg', '-C', '16384']]) {
+    it(`bigalloc without s_overhead_clusters: the overhead is counted like the kernel (${args.join(' ')})`, async function () {
+      if (noLoop) {
+        console.log(`      loop mounts impossible here (${noLoop})`);
+        this.skip();
+      }
+      const image = join(scratchDir('ext-bigalloc'), 'fs.img');
+      await sh('truncate', ['-s', '300M', image]);
+      await sh('mkfs.ext4', ['-q', '-F', ...args, image]);
+      await sh('debugfs', ['-w', '-R', 'ssv overhead_clusters 0', image]);
+      await guardImages([image], async () => {
+        const raw = await RawFileSource.open(image);
+        try {
+          const fs = (await openExt(raw)) as ExtFilesystem;
+          assert.equal(fs.volume.sb.s_overhead_clusters, 0);
+          const { exact, reason: _r, ...figures } = await fs.statfs();
+          assert.equal(exact, true);
+          await withKernelMount(image, {}, async (m) => assert.deepEqual(figures, await kernelStatfs(m.dir)));
+        } finally {
+          await raw.close();
+        }
+      });
+    });
+  }
 });
