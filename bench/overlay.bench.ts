@@ -14,7 +14,7 @@ import { measureCommand, median, type BenchRow } from './lib.ts';
 
 export const title = 'overlay create + remove (median of interleaved runs)';
 
-const RUNS = 41;
+const RUNS = 81;
 const WARMUP = 5;
 const AIM = 1.2;
 

@@ -30,7 +30,8 @@ export class PolicyCheck {
   ) {}
 
   static async for(policy: BackingPolicy, topImage: string): Promise<PolicyCheck> {
-    return new PolicyCheck(policy, topImage, await realpath(dirname(topImage)));
+    // Only same-dir compares directories; the others need no system call.
+    return new PolicyCheck(policy, topImage, policy === 'same-dir' ? await realpath(dirname(topImage)) : dirname(topImage));
   }
 
   /**
