@@ -20,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
       if (err) throw err;
       throw new UsageError(`${msg}\n\n${y.help === undefined ? '' : 'Run "guestlens --help" or "guestlens COMMAND --help" for usage.'}`);
     });
+  skipHelpCache(parser);
   try {
     await parser.parseAsync();
   } catch (err) {
@@ -41,4 +42,18 @@ function report(err: unknown): number {
   // Anything else is a bug in guestlens: show everything we know.
   process.stderr.write(`guestlens: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return EXIT_ERROR;
+}
+
+/**
+ * yargs renders and caches the whole help text after every command it runs
+ * (tens of milliseconds of string-width work), only to show it if a later
+ * failure asks for help. We never do that, and df's budget is 150 ms in all,
+ * so the cache step is turned into a no-op. Guarded: if yargs changes its
+ * internals, nothing breaks, we only lose the saving.
+ */
+function skipHelpCache(parser: unknown): void {
+  const usage = (parser as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } })
+    .getInternalMethods?.()
+    .getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
