@@ -10,6 +10,7 @@
  * writable loop device instead.
  */
 import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, constants as fsConstants, lstat, mkdir, open, readdir, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,6 +44,14 @@ export interface KernelMount {
 }
 
 const active = new Set<KernelMount>();
+
+// Last resort when the run dies between mount and unmount: detach lazily so no loop device stays behind.
+process.once('exit', () => {
+  for (const m of active) {
+    spawnSync('umount', ['-l', m.dir]);
+    spawnSync('losetup', ['-d', m.loopDevice]);
+  }
+});
 
 async function run(file: string, args: string[]): Promise<string> {
   const r = await execa(file, args, { reject: false });

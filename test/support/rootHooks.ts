@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { stopAll } from './processes.ts';
+import { unmountAll } from './kernel.ts';
 import { removeScratch, runTmpDir } from './scratch.ts';
 
 /** Names of the product's temporary files and directories (overlay dirs etc.). */
@@ -21,9 +22,12 @@ export function productTempEntries(): string[] {
 export const mochaHooks = {
   async afterEach(): Promise<void> {
     await stopAll(true);
+    // Kernel loop mounts a test left (kernel.ts): unmounted before the scratch space they live in goes.
+    await unmountAll();
   },
   async afterAll(): Promise<void> {
     await stopAll();
+    await unmountAll();
     const left = productTempEntries();
     removeScratch();
     if (left.length) {
