@@ -27,6 +27,7 @@ declare -A debs=(
   [hyperfine]=hyperfine
   [time]=/usr/bin/time
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
+  [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
 )
 missing=()
 for pkg in "${!debs[@]}"; do
