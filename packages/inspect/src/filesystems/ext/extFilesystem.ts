@@ -16,6 +16,7 @@ import { mapBlocks } from './mapping.ts';
 import { replayJournal, type ReplayOutcome } from './journal/index.ts';
 import { extFlavour } from './fsType.ts';
 import { computeStatfs } from './statfs.ts';
+import { orphanCleanupEffect } from './orphans.ts';
 import {
   COMPAT,
   INCOMPAT,
@@ -49,6 +50,9 @@ export interface ExtMountState {
   transactions: number;
   replayedBlocks: number;
   revokeRecords: number;
+  /** What orphan cleanup at mount frees (deleted-but-open files of a guest that did not unmount). */
+  orphansFreedBlocks: number;
+  orphansFreedInodes: number;
   /** Reasons statfs is not exact. */
   inexactReasons: string[];
 }
@@ -99,7 +103,7 @@ export class ExtFilesystem implements Filesystem {
     const retryable = this.options.live ?? false;
     const limits: ExtLimits = { ...DEFAULT_LIMITS, ...this.options.limits };
     let vol = await openVolume(this.source, retryable, limits);
-    const mount: ExtMountState = { replayed: false, transactions: 0, replayedBlocks: 0, revokeRecords: 0, inexactReasons: [] };
+    const mount: ExtMountState = { replayed: false, transactions: 0, replayedBlocks: 0, revokeRecords: 0, orphansFreedBlocks: 0, orphansFreedInodes: 0, inexactReasons: [] };
     const sb = vol.sb;
     if (hasIncompat(sb, INCOMPAT.RECOVER)) {
       if (!hasCompat(sb, COMPAT.HAS_JOURNAL)) {
@@ -122,10 +126,12 @@ export class ExtFilesystem implements Filesystem {
       }
     }
     const after = vol.sb;
-    if (after.s_last_orphan !== 0) {
-      mount.inexactReasons.push(`orphan inodes (from inode ${after.s_last_orphan}) would be cleaned up at mount, freeing space guestlens does not count`);
-    } else if (hasRoCompat(after, RO_COMPAT.ORPHAN_PRESENT)) {
-      mount.inexactReasons.push('the orphan file lists inodes that would be cleaned up at mount');
+    const orphans = await orphanCleanupEffect(vol);
+    mount.orphansFreedBlocks = orphans.freedBlocks;
+    mount.orphansFreedInodes = orphans.freedInodes;
+    if (orphans.inexact) mount.inexactReasons.push(orphans.inexact);
+    if (hasRoCompat(after, RO_COMPAT.ORPHAN_PRESENT)) {
+      mount.inexactReasons.push('the orphan file lists inodes that would be cleaned up at mount, which guestlens does not model');
     }
     return { vol, mount, dirCache: new Map(), dirCacheEntries: 0 };
   }
@@ -142,7 +148,7 @@ export class ExtFilesystem implements Filesystem {
       const j = await readInode(vol, sb.s_journal_inum, { special: true });
       journalBlocks = Math.floor(j.size / sb.blockSize);
     }
-    return computeStatfs({ sb, groups: vol.groups, journalBlocks, inexactReasons: mount.inexactReasons });
+    return computeStatfs({ sb, groups: vol.groups, journalBlocks, inexactReasons: mount.inexactReasons, freedByMount: { blocks: mount.orphansFreedBlocks, inodes: mount.orphansFreedInodes } });
   }
 
   async getattr(ino: number): Promise<FileStat> {

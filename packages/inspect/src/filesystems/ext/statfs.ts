@@ -29,6 +29,8 @@ export interface StatfsInputs {
   journalBlocks: number;
   /** Reasons the figures may differ from the kernel's (mount-time work not modelled). */
   inexactReasons: string[];
+  /** What mount-time work we modelled frees (orphan cleanup), in blocks and inodes. */
+  freedByMount?: { blocks: number; inodes: number };
 }
 
 export function computeStatfs(input: StatfsInputs): StatFs {
@@ -37,11 +39,13 @@ export function computeStatfs(input: StatfsInputs): StatFs {
   const c2b = (clusters: number) => clusters * 2 ** sb.clusterBits;
 
   let freeClusters = 0;
-  let freeInodes = 0;
+  let freeInodes = input.freedByMount?.inodes ?? 0;
   for (const g of groups) {
     freeClusters += g.bg_free_blocks_count;
     freeInodes += g.bg_free_inodes_count;
   }
+  // Orphan cleanup is modelled only without bigalloc, where a block is a cluster.
+  freeClusters += input.freedByMount?.blocks ?? 0;
 
   const overheadClusters = overhead(sb, groups, input.journalBlocks, bigalloc);
   const resvClusters = hasIncompat(sb, INCOMPAT.EXTENTS) ? Math.min(Math.floor(Math.floor(sb.s_blocks_count / 2 ** sb.clusterBits) / 50), 4096) : 0;
