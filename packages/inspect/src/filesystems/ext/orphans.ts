@@ -20,11 +20,14 @@ export interface OrphanEffect {
 }
 
 const EA_HEADER_MAGIC = 0xea020000;
+const EXT4_ERROR_FS = 0x2;
 
 export async function orphanCleanupEffect(vol: ExtVolume): Promise<OrphanEffect> {
   const sb = vol.sb;
   const effect: OrphanEffect = { freedBlocks: 0, freedInodes: 0 };
   if (sb.s_last_orphan === 0) return effect;
+  // A filesystem marked with errors has its orphan list dropped at mount, nothing freed.
+  if (sb.s_state & EXT4_ERROR_FS) return effect;
   if (hasRoCompat(sb, RO_COMPAT.BIGALLOC)) return { ...effect, inexact: 'orphan inodes would be cleaned up at mount; with bigalloc the freed clusters are not modelled' };
   const seen = new Set<number>();
   let ino = sb.s_last_orphan;
