@@ -362,12 +362,23 @@ export class Qcow2Image implements BlockSource {
   private async readData(target: Buffer, targetOffset: number, run: Run, guestOffset: number): Promise<void> {
     const source = this.hasDataFile ? this.dataFile : this.file;
     if (!source) throw corruptError(this.name, 'external data file is not open', run.entryOffset);
-    if (!(await this.fits(source, run.host, 1))) {
-      const where = source === this.file ? 'the file' : `the data file ${source.name}`;
-      throw corruptError(this.name, `data for guest offset ${guestOffset} is at host offset ${run.host}, past the end of ${where} (${source.size} bytes)`, run.entryOffset);
+    const end = run.host + run.length;
+    if (end > source.size) await source.refresh();
+    if (end > source.size) {
+      // QEMU reads past the end of the file as zeros. Accept that for the one cluster the file ends in
+      // (the tail QEMU never wrote), but a cluster that starts at or past the end is not there at all.
+      const clusterSize = this.header.clusterSize;
+      const firstClusterHost = run.host - (guestOffset % clusterSize);
+      const missing = Math.max(0, Math.ceil((source.size - firstClusterHost) / clusterSize));
+      const missingHost = firstClusterHost + missing * clusterSize;
+      if (missingHost < end) {
+        const missingGuest = guestOffset - (guestOffset % clusterSize) + missing * clusterSize;
+        const where = source === this.file ? 'the file' : `the data file ${source.name}`;
+        const entryOffset = run.entryOffset + missing * (this.header.extendedL2 ? 16 : 8);
+        throw corruptError(this.name, `data for guest offset ${missingGuest} is at host offset ${missingHost}, past the end of ${where} (${source.size} bytes)`, entryOffset);
+      }
     }
-    // A cluster that runs past the end of the file reads as zeros there, as in QEMU.
-    const present = Math.min(run.length, source.size - run.host);
+    const present = Math.max(0, Math.min(run.length, source.size - run.host));
     await readInto(source, target, targetOffset, run.host, present);
     if (present < run.length) target.fill(0, targetOffset + present, targetOffset + run.length);
   }
