@@ -47,8 +47,17 @@ export async function createOverlay(image: string, opts: OverlayOptions = {}): P
   const policyName = opts.backing ?? 'allow';
   if (!isBackingPolicy(policyName)) throw new OverlayError(`unknown backing policy "${String(policyName)}"; use one of ${BACKING_POLICIES.join(', ')}`);
   const target = await resolveImage(image, opts.format);
-  await ensureQemuImg();
-  const chain = await walkChain(target, await PolicyCheck.for(policyName, target.path));
+  // The version check runs beside the chain walk and the create instead of
+  // before them (it is a process spawn; df's budget is 150 ms). It is still
+  // decisive: any failure below first lets a missing or too-old qemu-img
+  // explain itself, and no overlay is returned before it has passed.
+  const qemuImgReady = ensureQemuImg();
+  qemuImgReady.catch(() => {});
+  const explained = async (err: unknown): Promise<never> => {
+    await qemuImgReady;
+    throw err;
+  };
+  const chain = await walkChain(target, await PolicyCheck.for(policyName, target.path)).catch(explained);
   const backing = backingJson({ format: target.format, filename: target.path, blockDevice: target.blockDevice, dataFile: chain[0].dataFile });
   const backingBytes = Buffer.byteLength(backing);
   if (backingBytes > MAX_BACKING_NAME_BYTES) {
@@ -63,7 +72,8 @@ export async function createOverlay(image: string, opts: OverlayOptions = {}): P
   const path = join(dir, overlayFileName(target.path));
   try {
     // -F and the driver inside the json: QEMU never guesses the format.
-    const r = await runQemuImg(['create', '-q', '-f', 'qcow2', '-F', target.format, '-b', backing, path]);
+    const r = await runQemuImg(['create', '-q', '-f', 'qcow2', '-F', target.format, '-b', backing, path]).catch(explained);
+    await qemuImgReady;
     if (r.exitCode !== 0) throw new QemuImgError('creating the overlay (qemu-img create)', image, r.stderr);
   } catch (err) {
     await removePrivateDir(dir);
