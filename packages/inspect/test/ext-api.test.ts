@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { RawFileSource } from '@guestlens/qcow2-js';
 import { ExtError, ExtFilesystem, ExtUnsupportedError, isExtSuperblock, openExt } from '../src/filesystems/ext/index.ts';
 import { crc16, crc32c } from '../src/filesystems/ext/checksum.ts';
+import { htreeLookup, usesHtree } from '../src/filesystems/ext/htree.ts';
+import { readInode } from '../src/filesystems/ext/inode.ts';
+import { mapBlocks } from '../src/filesystems/ext/mapping.ts';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
@@ -124,4 +127,57 @@ describe('ext driver: API', function () {
       await src.close();
     }
   });
+
+  for (const hashAlg of ['half_md4', 'tea', 'legacy']) {
+    for (const [flags, signedness] of [[1, 'signed'], [2, 'unsigned']] as const) {
+      // One directory big enough for a two-level index (1 KiB blocks hold ~120 index entries).
+      const count = hashAlg === 'half_md4' && signedness === 'signed' ? 6000 : 400;
+      it(`looks names up through the htree index (${hashAlg}, ${signedness} chars, ${count} names), equal to a full listing`, async function () {
+        const noLoop = await loopMountUnavailable();
+        if (noLoop) {
+          console.log(`      cannot make kernel-hashed directories here (${noLoop})`);
+          this.skip();
+        }
+        const image = join(scratchDir('ext-htree'), 'fs.img');
+        await sh('truncate', ['-s', '32M', image]);
+        await sh('mkfs.ext4', ['-q', '-F', '-b', '1024', image]);
+        // New hashed directories take the superblock's default hash and signedness.
+        await sh('debugfs', ['-w', '-R', `ssv def_hash_version ${hashAlg}`, image]);
+        await sh('debugfs', ['-w', '-R', `ssv flags ${flags}`, image]);
+        const m = await mountImage(image, { readWrite: true });
+        try {
+          await mkdir(join(m.dir, 'h'));
+          for (let i = 0; i < count; i++) await writeFile(join(m.dir, 'h', `${i % 3 ? 'ÿüñ' : 'plain'}-${i}-${'x'.repeat(i % 40)}`), '');
+        } finally {
+          await m.unmount();
+        }
+        const src = await RawFileSource.open(image);
+        try {
+          const lister = await ExtFilesystem.open(src);
+          const dirIno = (await lister.lookup(lister.rootIno, 'h'))!;
+          const listed = await lister.readdir(dirIno);
+          assert.equal(listed.length, count);
+          const fs = await ExtFilesystem.open(src);
+          const inode = await readInode(fs.volume, dirIno);
+          assert.ok(usesHtree(fs.volume, inode), 'the directory is not hashed');
+          const [rootRun] = await mapBlocks(fs.volume, inode, 0, 1);
+          const dxRoot = await fs.volume.cache.read(rootRun.pblk!);
+          assert.equal(dxRoot.readUInt8(28), { legacy: 0, half_md4: 1, tea: 2 }[hashAlg], 'dx_root hash_version');
+          if (count > 1000) assert.equal(dxRoot.readUInt8(30), 1, 'expected a two-level index');
+          for (const e of listed) {
+            const r = await htreeLookup(fs.volume, inode, e.rawName);
+            assert.notEqual(r, 'fallback');
+            assert.deepEqual(r, { found: true, ino: e.ino }, `htree lookup of ${e.name} (${e.rawName.toString("hex")})`);
+            assert.equal(await fs.lookup(dirIno, e.name), e.ino);
+          }
+          for (const missing of ['plain-1-', 'nope', 'ÿüñ-99999-', 'x'.repeat(255)]) {
+            assert.deepEqual(await htreeLookup(fs.volume, inode, Buffer.from(missing)), { found: false });
+            assert.equal(await fs.lookup(dirIno, missing), undefined);
+          }
+        } finally {
+          await src.close();
+        }
+      });
+    }
+  }
 });

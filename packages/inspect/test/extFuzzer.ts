@@ -256,6 +256,12 @@ async function exercise(source: MemorySource): Promise<{ opened: boolean; errors
     }
   };
   await attempt(() => fs.statfs());
+  // Lookups before any listing go through the htree index of hashed directories.
+  const fresh = await attempt(() => ExtFilesystem.open(source, { limits: LIMITS }));
+  if (fresh) {
+    const hashed = await attempt(() => fresh.lookup(fresh.rootIno, 'hashed'));
+    if (hashed) for (const n of ['h-0-', 'h-17-zzzzzzzzzzzzzzzzz', 'h-199-zzzzzzzzzzzzzzzzzzz', 'missing']) await attempt(() => fresh.lookup(hashed, n));
+  }
   let visited = 0;
   const visit = async (ino: number, depth: number): Promise<void> => {
     if (++visited > 600 || depth > 12) return;
@@ -369,6 +375,8 @@ export async function buildFuzzImages(options: { withJournalReplay: boolean }): 
       const m = await mountImage(path, { readWrite: true });
       let data: Buffer;
       try {
+        await mkdir(join(m.dir, 'hashed'));
+        for (let i = 0; i < 200; i++) await writeFile(join(m.dir, 'hashed', `h-${i}-${'z'.repeat(i % 30)}`), '');
         await mkdir(join(m.dir, 'new'));
         for (let i = 0; i < 60; i++) await writeFile(join(m.dir, 'new', `f${i}`), Buffer.alloc(i * 50, i));
         await sh('sync', [join(m.dir, 'new', 'f59')]);

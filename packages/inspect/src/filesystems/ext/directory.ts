@@ -98,7 +98,7 @@ export async function readDirectoryEntries(vol: ExtVolume, inode: Inode): Promis
  * 12, file_type 0xde) holding crc32c of the block before it. Index (htree)
  * blocks have no such tail and are left alone.
  */
-function verifyLeafTail(vol: ExtVolume, inode: Inode, data: Buffer, pblk: number, lblk: number): void {
+export function verifyLeafTail(vol: ExtVolume, inode: Inode, data: Buffer, pblk: number, lblk: number): void {
   // htree index blocks (the root, and interior nodes that start with one empty entry spanning the block) carry a different tail.
   if (inode.i_flags & INODE_FLAGS.INDEX) {
     if (lblk === 0) return;

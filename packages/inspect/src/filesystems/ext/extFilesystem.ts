@@ -15,6 +15,7 @@ import { readDirectoryEntries, type RawDirEntry } from './directory.ts';
 import { mapBlocks } from './mapping.ts';
 import { replayJournal, type ReplayOutcome } from './journal/index.ts';
 import { extFlavour } from './fsType.ts';
+import { htreeLookup, usesHtree } from './htree.ts';
 import { computeStatfs } from './statfs.ts';
 import { orphanCleanupEffect } from './orphans.ts';
 import {
@@ -190,14 +191,38 @@ export class ExtFilesystem implements Filesystem {
       await this.directory(dirIno);
       return dirIno;
     }
+    const nameBytes = Buffer.from(name, 'utf8');
+    const state = this.state;
+    if (!state.dirCache.has(dirIno) && name !== '..') {
+      // A hashed directory answers one name from its index and a leaf or two, without being read whole.
+      const inode = await readInode(state.vol, dirIno);
+      if ((inode.i_mode & S_IFMT) !== S_IFDIR) throw new ExtError('ENOTDIR', state.vol.image, `inode ${dirIno} is a ${fileTypeOfMode(inode.i_mode)}, not a directory`);
+      if (usesHtree(state.vol, inode)) {
+        const r = await htreeLookup(state.vol, inode, nameBytes);
+        if (r !== 'fallback') return r.found ? r.ino : this.lookupLatin1(dirIno, name, nameBytes);
+      }
+    }
     const dir = await this.directory(dirIno);
     if (!dir.byName) {
       dir.byName = new Map();
       for (const e of dir.entries) if (!dir.byName.has(e.name.toString('latin1'))) dir.byName.set(e.name.toString('latin1'), e.ino);
     }
-    const ino = dir.byName.get(Buffer.from(name, 'utf8').toString('latin1'));
+    let ino = dir.byName.get(nameBytes.toString('latin1'));
+    // readdir shows names that are not UTF-8 decoded as Latin-1; such a name looks up by those bytes.
+    if (ino === undefined && /[^\x00-\x7f]/.test(name)) ino = dir.byName.get(name);
     if (ino === undefined && name === '..' && dirIno === ROOT_INO) return ROOT_INO;
     return ino;
+  }
+
+  /** After a miss by UTF-8 bytes in a hashed directory: a name readdir decoded as Latin-1 is looked up by those bytes. */
+  private async lookupLatin1(dirIno: number, name: string, utf8: Buffer): Promise<number | undefined> {
+    if (!/[\u0080-\u00ff]/.test(name) || /[^\x00-\xff]/.test(name)) return undefined;
+    const latin1 = Buffer.from(name, 'latin1');
+    if (latin1.equals(utf8)) return undefined;
+    const inode = await readInode(this.state.vol, dirIno);
+    const r = await htreeLookup(this.state.vol, inode, latin1);
+    if (r === 'fallback') return (await this.directory(dirIno)).entries.find((e) => e.name.equals(latin1))?.ino;
+    return r.found ? r.ino : undefined;
   }
 
   async read(ino: number, offset: number, length: number): Promise<Buffer> {

@@ -117,6 +117,8 @@ export interface Superblock {
   s_desc_size: number;
   s_first_meta_bg: number;
   s_min_extra_isize: number;
+  /** EXT2_FLAGS_*: signed/unsigned directory hash, test filesystem. */
+  s_flags: number;
   s_log_groups_per_flex: number;
   s_checksum_type: number;
   s_overhead_clusters: number;
@@ -312,6 +314,7 @@ export function parseSuperblock(buf: Buffer, image: string, deviceSize: number, 
     s_desc_size: buf.readUInt16LE(0xfe),
     s_first_meta_bg: buf.readUInt32LE(0x104),
     s_min_extra_isize: buf.readUInt16LE(0x15c),
+    s_flags: buf.readUInt32LE(0x160),
     s_log_groups_per_flex: buf.readUInt8(0x174),
     s_checksum_type: buf.readUInt8(0x175),
     s_overhead_clusters: buf.readUInt32LE(0x248),
