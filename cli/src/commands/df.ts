@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { guestDf, openGuest, type DfRow, type ImageSpec } from '@guestlens/inspect';
+import { guestDf, isRetryable, openGuest, type DfRow, type ImageSpec } from '@guestlens/inspect';
 import { EXIT_ERROR, EXIT_PARTIAL, UsageError, describeError } from '../errors.ts';
 import { dfHeader, dfRow, guestDisplayName, type DfOutputOptions } from '../df/dfOutput.ts';
 import { forEachOrdered } from '../parallel.ts';
@@ -117,12 +117,24 @@ function domainJob(domain: Domain, args: DfArgs): GuestJob {
   };
 }
 
+/** A live image can be caught mid-write; a guest whose only problems are retryable is read again this many times. */
+const ATTEMPTS = 3;
+const RETRY_DELAY_MS = 200;
+
 async function runJob(job: GuestJob): Promise<GuestResult> {
+  for (let attempt = 1; ; attempt++) {
+    const { result, retryable } = await readGuest(job);
+    if (!retryable || attempt >= ATTEMPTS) return result;
+    await new Promise((r) => setTimeout(r, RETRY_DELAY_MS));
+  }
+}
+
+async function readGuest(job: GuestJob): Promise<{ result: GuestResult; retryable: boolean }> {
   const result: GuestResult = { name: job.name, rows: [], problems: [...job.unreadable], failed: false };
   if (job.images.length === 0) {
     result.problems.push('the domain has no disk guestlens can read');
     result.failed = true;
-    return result;
+    return { result, retryable: false };
   }
   let guest;
   try {
@@ -130,19 +142,22 @@ async function runJob(job: GuestJob): Promise<GuestResult> {
   } catch (err) {
     result.problems.push(err instanceof Error ? describeError(err) : String(err));
     result.failed = true;
-    return result;
+    return { result, retryable: isRetryable(err) };
   }
+  let retryable = false;
   try {
     const df = await guestDf(guest);
     result.rows = df.rows;
     for (const p of df.problems) result.problems.push(`${p.device}: ${p.message}`);
+    retryable = df.problems.some((p) => p.retryable);
   } catch (err) {
     result.problems.push(err instanceof Error ? describeError(err) : String(err));
     result.failed = true;
+    retryable = isRetryable(err);
   } finally {
     await guest.close().catch((err: unknown) => result.problems.push(`closing: ${err instanceof Error ? err.message : String(err)}`));
   }
-  return result;
+  return { result, retryable };
 }
 
 function jsonRow(guest: string, row: DfRow): object {

@@ -20,4 +20,4 @@ export { openExt } from './filesystems/ext/index.ts';
 
 export * from './errors.ts';
 
-export { guestDf, type DfRow, type DfProblem, type GuestDf } from './df/guestDf.ts';
+export { guestDf, isRetryable, type DfRow, type DfProblem, type GuestDf } from './df/guestDf.ts';

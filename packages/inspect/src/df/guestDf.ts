@@ -20,6 +20,8 @@ export interface DfRow {
 export interface DfProblem {
   device: string;
   message: string;
+  /** The cause may be a live image caught mid-write: reading again may succeed. */
+  retryable: boolean;
 }
 
 export interface GuestDf {
@@ -41,17 +43,17 @@ export async function guestDf(guest: Guest): Promise<GuestDf> {
   const rows: DfRow[] = [];
   const problems: DfProblem[] = guest.warnings
     .filter((w) => guest.disks.some((d) => d.device === w.device && d.error))
-    .map((w) => ({ device: w.device, message: w.message }));
+    .map((w) => ({ device: w.device, message: w.message, retryable: false }));
   for (const fs of await guest.filesystems()) {
     if (NOT_FILESYSTEMS.has(fs.type)) {
       const why = UNREAD_CONTAINERS[fs.type];
-      if (why) problems.push({ device: fs.device, message: why });
+      if (why) problems.push({ device: fs.device, message: why, retryable: false });
       continue;
     }
     try {
       rows.push(await statRow(fs));
     } catch (err) {
-      problems.push({ device: fs.device, message: err instanceof Error ? err.message : String(err) });
+      problems.push({ device: fs.device, message: err instanceof Error ? err.message : String(err), retryable: isRetryable(err) });
     }
   }
   return { rows, problems };
@@ -61,4 +63,8 @@ async function statRow(info: GuestFilesystemInfo): Promise<DfRow> {
   const fs = await info.open();
   const statfs = await fs.statfs();
   return { device: info.device, fstype: info.type, label: info.label, uuid: info.uuid, statfs };
+}
+
+export function isRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === true;
 }

@@ -9,10 +9,14 @@ import { openExt } from './ext/index.ts';
 
 export type FilesystemOpener = (source: BlockSource) => Promise<Filesystem>;
 
+// Any image may be live (a VM writing it while we read through the overlay):
+// ext opens in live mode, so a checksum mismatch is a retryable error.
+const openExtLive: FilesystemOpener = (source) => openExt(source, { live: true });
+
 const drivers: ReadonlyMap<string, FilesystemOpener> = new Map<string, FilesystemOpener>([
-  ['ext2', openExt],
-  ['ext3', openExt],
-  ['ext4', openExt],
+  ['ext2', openExtLive],
+  ['ext3', openExtLive],
+  ['ext4', openExtLive],
 ]);
 
 /** The probed types (blkid's TYPE) guestlens can open. */
