@@ -9,9 +9,9 @@
  *    last 512-byte sector) is ignored.
  */
 import zlib from 'node:zlib';
-import { ZSTDDecoder } from 'zstddec';
 import type { CompressionType } from './header.ts';
 import { frameExtent } from './zstdFrame.ts';
+import { zstdWasm } from './zstdWasm.ts';
 
 export interface CompressedDescriptor {
   /** Host offset of the compressed bytes (any byte alignment). */
@@ -45,7 +45,8 @@ export async function decompressCluster(type: CompressionType, src: Buffer, out:
 async function decompressDeflate(src: Buffer, out: Buffer): Promise<boolean> {
   let result: Buffer;
   try {
-    result = zlib.inflateRawSync(src, { ...DEFLATE_OPTIONS, maxOutputLength: out.length, chunkSize: Math.max(out.length, 64) });
+    // A little more room than the cluster: zlib then needs no second output buffer to find out the stream is done.
+    result = zlib.inflateRawSync(src, { ...DEFLATE_OPTIONS, maxOutputLength: out.length, chunkSize: out.length + 1024 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return inflatePrefix(src, out);
     return false;
@@ -79,39 +80,43 @@ function inflatePrefix(src: Buffer, out: Buffer): Promise<boolean> {
   });
 }
 
-let zstd: ZSTDDecoder | undefined;
-let zstdReady: Promise<void> | undefined;
-
-async function zstdDecoder(): Promise<ZSTDDecoder> {
-  if (!zstdReady) {
-    const decoder = new ZSTDDecoder();
-    zstdReady = decoder.init().then(() => {
-      zstd = decoder;
-    });
+/**
+ * The span of whole zstd frames at the start of `src` whose headers declare
+ * exactly `clusterSize` bytes in all (skippable frames included), so the span
+ * can be decoded in one call; 'frame-by-frame' when a frame does not declare
+ * its size; 'invalid' when the frames cannot make up one cluster.
+ */
+export function zstdClusterSpan(src: Uint8Array, clusterSize: number): number | 'frame-by-frame' | 'invalid' {
+  let declared = 0;
+  let pos = 0;
+  while (declared < clusterSize) {
+    const frame = frameExtent(src, pos);
+    if (!frame) return 'invalid';
+    pos = frame.end;
+    if (frame.skippable) continue;
+    if (frame.contentSize === undefined) return 'frame-by-frame';
+    declared += frame.contentSize;
   }
-  await zstdReady;
-  return zstd as ZSTDDecoder;
+  return declared === clusterSize ? pos : 'invalid';
 }
 
 async function decompressZstd(src: Buffer, out: Buffer): Promise<boolean> {
-  const decoder = zstd ?? (await zstdDecoder());
+  const decoder = await zstdWasm();
+  const span = zstdClusterSpan(src, out.length);
+  if (span === 'invalid') return false;
+  // libzstd checks each frame: block sizes, declared content size, checksum.
+  if (span !== 'frame-by-frame') return decoder.decompress(src.subarray(0, span), out) === out.length;
+  // QEMU's loop: frames one after the other until the cluster is full.
   let produced = 0;
   let pos = 0;
   while (produced < out.length) {
     const frame = frameExtent(src, pos);
     if (!frame) return false;
-    if (frame.skippable) {
-      pos = frame.end;
-      continue;
+    if (!frame.skippable) {
+      const n = decoder.decompress(src.subarray(pos, frame.end), out.subarray(produced));
+      if (n < 0 || (n === 0 && frame.contentSize !== 0)) return false;
+      produced += n;
     }
-    const remaining = out.length - produced;
-    if (frame.contentSize !== undefined && frame.contentSize > remaining) return false;
-    // libzstd (as WebAssembly) checks the frame: block sizes, declared content size, checksum.
-    const decoded = decoder.decode(src.subarray(pos, frame.end), remaining);
-    if (decoded.length === 0 && frame.contentSize !== 0) return false;
-    if (frame.contentSize !== undefined && decoded.length !== frame.contentSize) return false;
-    out.set(decoded, produced);
-    produced += decoded.length;
     pos = frame.end;
   }
   return true;

@@ -9,3 +9,5 @@ export { resolveBackingName, type LayerSpec } from './backingName.ts';
 export { parseQemuJson, flattenOptions } from './qemuJson.ts';
 export { Qcow2Error, isQcow2Error, type Qcow2ErrorKind } from './errors.ts';
 export { createChainCache, type ChainCache } from './metadataCache.ts';
+export { describeImage, formatImageInfo, sizeToString, type ImageInfo } from './imageInfo.ts';
+export { guestChunks, DEFAULT_CHUNK_BYTES, type GuestChunkOptions } from './guestChunks.ts';

@@ -33,14 +33,22 @@ export interface ReferencedFile {
 }
 
 /**
- * Which files named inside an image may be opened:
- *  - 'follow' (default, QEMU's behaviour): any;
- *  - 'same-directory': only files inside the top image's directory (after symlinks);
- *  - 'none': no backing file at all (an image that has one is refused);
+ * Which files named inside an image may be opened (the same words as the
+ * overlay package and the CLI's --backing):
+ *  - 'allow' (default, QEMU's behaviour): any local file;
+ *  - 'same-dir': only files inside the top image's directory or below it, after symlinks;
+ *  - 'none': no other file at all (an image that names one is refused);
  *  - a function: called before each one is opened; throw to refuse it.
+ * 'follow' and 'same-directory' are accepted as older spellings of 'allow' and 'same-dir'.
  * External data files are refused unless `allowExternalDataFile` is set, whatever the policy.
  */
-export type BackingPolicy = 'follow' | 'same-directory' | 'none' | ((file: ReferencedFile) => void | Promise<void>);
+export type BackingPolicy = 'allow' | 'same-dir' | 'none' | 'follow' | 'same-directory' | ((file: ReferencedFile) => void | Promise<void>);
+
+function normalisePolicy(policy: BackingPolicy | undefined): Exclude<BackingPolicy, 'follow' | 'same-directory'> {
+  if (policy === undefined || policy === 'follow') return 'allow';
+  if (policy === 'same-directory') return 'same-dir';
+  return policy;
+}
 
 export interface OpenImageOptions {
   /** The top image's format; without it, qcow2 magic means qcow2 and anything else raw. */
@@ -65,8 +73,8 @@ interface ChainContext {
 
 /** Open `path` (qcow2 with its chain, or raw) as a block source of guest bytes. Every file is opened read-only. */
 export async function openImage(path: string, options: OpenImageOptions = {}): Promise<ImageLayer> {
-  const ctx: ChainContext = { options, cache: createChainCache(options.cacheBytes ?? DEFAULT_L2_CACHE_BYTES), seen: new Set() };
-  if (options.backingPolicy === 'same-directory') ctx.topDirectory = await realpath(dirname(path));
+  const ctx: ChainContext = { options: { ...options, backingPolicy: normalisePolicy(options.backingPolicy) }, cache: createChainCache(options.cacheBytes ?? DEFAULT_L2_CACHE_BYTES), seen: new Set() };
+  if (ctx.options.backingPolicy === 'same-dir') ctx.topDirectory = await realpath(dirname(path));
   return openLayer({ format: options.format, filename: path }, ctx, 0, undefined);
 }
 
@@ -139,15 +147,15 @@ async function attachBacking(image: Qcow2Image, spec: LayerSpec, ctx: ChainConte
 }
 
 async function checkPolicy(ref: ReferencedFile, ctx: ChainContext): Promise<void> {
-  const policy = ctx.options.backingPolicy ?? 'follow';
-  if (policy === 'follow') return;
+  const policy = normalisePolicy(ctx.options.backingPolicy);
+  if (policy === 'allow') return;
   if (typeof policy === 'function') {
     await policy(ref);
     return;
   }
+  const what = ref.kind === 'backing' ? 'backing file' : 'external data file';
   if (policy === 'none') {
-    if (ref.kind === 'backing') throw chainError(ref.image, `has the backing file ${JSON.stringify(ref.name)} (${ref.path}); the backing policy "none" refuses backing files`);
-    return;
+    throw chainError(ref.image, `names the ${what} ${JSON.stringify(ref.name)} (${ref.path}); the backing policy "none" refuses every file an image names`, 'use the policy "same-dir" or "allow" if you trust this image');
   }
   let resolved: string;
   try {
@@ -159,7 +167,7 @@ async function checkPolicy(ref: ReferencedFile, ctx: ChainContext): Promise<void
   const top = ctx.topDirectory ?? '/';
   const rel = relative(top, resolved);
   if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
-    throw chainError(ref.image, `names the ${ref.kind === 'backing' ? 'backing file' : 'external data file'} ${JSON.stringify(ref.name)} (${resolved}), outside the image's directory ${top}; the backing policy "same-directory" refuses it`);
+    throw chainError(ref.image, `names the ${what} ${JSON.stringify(ref.name)} (${resolved}), outside the image's directory ${top}; the backing policy "same-dir" refuses it`, 'use the policy "allow" if you trust this image');
   }
 }
 

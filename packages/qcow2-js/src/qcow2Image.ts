@@ -9,8 +9,9 @@
  * tables and clusters, because a running VM may have changed all of them.
  */
 import { checkRange, readInto, type BlockSource, type Extent, type ExtentKind } from './blockSource.ts';
-import { decompressCluster, compressedDescriptor } from './compressedCluster.ts';
-import { corruptError, limitError } from './errors.ts';
+import { decompressCluster, compressedDescriptor, zstdClusterSpan } from './compressedCluster.ts';
+import { isShared, releaseBuffer, takeBuffer } from './bufferPool.ts';
+import { corruptError, limitError, Qcow2Error } from './errors.ts';
 import { readHeader, type Qcow2Header } from './header.ts';
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY } from './features.ts';
 import {
@@ -27,6 +28,8 @@ import {
   type SubclusterType,
 } from './l2Entry.ts';
 import { createChainCache, type ChainCache } from './metadataCache.ts';
+import { zstdWasm } from './zstdWasm.ts';
+import { zstdWorkerPool, type ZstdWorkerPool } from './zstdWorkers.ts';
 
 /** Largest single read() a caller may ask for: the buffer is allocated up front. */
 export const DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024;
@@ -35,6 +38,8 @@ const MAX_EXTENT_RUNS = 4096;
 /** Compressed clusters whose bytes lie within this distance are fetched with one read. */
 const COMPRESSED_BATCH_GAP = 64 * 1024;
 const COMPRESSED_BATCH_BYTES = 4 * 1024 * 1024;
+/** Fewer zstd clusters than this in one read are decoded in this thread: a worker round trip would cost more. */
+const MIN_WORKER_CLUSTERS = 8;
 
 export interface Qcow2OpenOptions {
   /** How errors name the image; defaults to the file's name. */
@@ -414,26 +419,101 @@ export class Qcow2Image implements BlockSource {
     await this.fits(this.file, end, 0);
     end = Math.min(end, this.file.size);
     for (const item of pending) if (item.run.host >= end) throw this.compressedPastEnd(item);
-    const bytes = await this.file.read(start, end - start);
-    for (const item of pending) {
-      const { run } = item;
-      // The descriptor counts whole sectors; the last cluster of the file may end inside its last one.
-      const src = bytes.subarray(run.host - start, Math.min(run.host + run.compressedLength, end) - start);
-      const whole = run.length === clusterSize;
-      const out = whole ? target.subarray(item.targetOffset, item.targetOffset + clusterSize) : Buffer.allocUnsafe(clusterSize);
-      if (!(await decompressCluster(this.header.compressionType, src, out))) {
-        throw corruptError(
-          this.name,
-          `compressed cluster for guest offset ${item.guestOffset - (item.guestOffset % clusterSize)} (${src.length} bytes at host offset ${run.host}) does not decompress to one ${this.header.compressionType === 'zstd' ? 'zstd' : 'deflate'} cluster`,
-          run.entryOffset,
-        );
+    const scratch = takeBuffer(end - start);
+    try {
+      await readInto(this.file, scratch, 0, start, end - start);
+      const bytes = scratch.subarray(0, end - start);
+      let inThread = pending;
+      if (this.header.compressionType === 'zstd' && pending.length >= MIN_WORKER_CLUSTERS) {
+        const pool = zstdWorkerPool((await zstdWasm()).module);
+        if (pool) inThread = await this.decompressInWorkers(pool, pending, bytes, start, target);
       }
-      if (!whole) {
-        this.cache.clusters.set(this.keyPrefix + run.host, out);
-        const from = item.guestOffset % clusterSize;
-        out.copy(target, item.targetOffset, from, from + run.length);
+      for (const item of inThread) {
+        const src = this.compressedBytes(item, bytes, start);
+        const whole = item.run.length === clusterSize;
+        const out = whole ? target.subarray(item.targetOffset, item.targetOffset + clusterSize) : Buffer.allocUnsafe(clusterSize);
+        if (!(await decompressCluster(this.header.compressionType, src, out))) throw this.undecodable(item, src.length);
+        if (!whole) this.placeCluster(item, out, target);
       }
+    } finally {
+      releaseBuffer(scratch);
     }
+  }
+
+  /** The bytes of a compressed cluster within `bytes` (read from host offset `start`). */
+  private compressedBytes(item: PendingCompressed, bytes: Buffer, start: number): Buffer {
+    const { run } = item;
+    // The descriptor counts whole sectors; the last cluster of the file may end inside its last one.
+    return bytes.subarray(run.host - start, Math.min(run.host + run.compressedLength - start, bytes.length));
+  }
+
+  /** A decompressed cluster the read covers only part of: keep it for the reads of the rest. */
+  private placeCluster(item: PendingCompressed, cluster: Buffer, target: Buffer): void {
+    this.cache.clusters.set(this.keyPrefix + item.run.host, cluster);
+    const from = item.guestOffset % this.header.clusterSize;
+    cluster.copy(target, item.targetOffset, from, from + item.run.length);
+  }
+
+  private undecodable(item: PendingCompressed, length: number): Error {
+    const clusterSize = this.header.clusterSize;
+    return corruptError(
+      this.name,
+      `compressed cluster for guest offset ${item.guestOffset - (item.guestOffset % clusterSize)} (${length} bytes at host offset ${item.run.host}) does not decompress to one ${this.header.compressionType === 'zstd' ? 'zstd' : 'deflate'} cluster`,
+      item.run.entryOffset,
+    );
+  }
+
+  /**
+   * Decompress zstd clusters on the worker threads, split evenly between
+   * them. Returns the clusters left for this thread: those whose frames do not
+   * declare their sizes, and all of them if the workers fail.
+   */
+  private async decompressInWorkers(pool: ZstdWorkerPool, pending: PendingCompressed[], bytes: Buffer, start: number, target: Buffer): Promise<PendingCompressed[]> {
+    const clusterSize = this.header.clusterSize;
+    const left: PendingCompressed[] = [];
+    const spans: Array<{ item: PendingCompressed; src: Buffer }> = [];
+    for (const item of pending) {
+      const src = this.compressedBytes(item, bytes, start);
+      const span = zstdClusterSpan(src, clusterSize);
+      if (span === 'invalid') throw this.undecodable(item, src.length);
+      if (span === 'frame-by-frame') left.push(item);
+      else spans.push({ item, src: src.subarray(0, span) });
+    }
+    const parts = Math.min(pool.size, Math.ceil(spans.length / MIN_WORKER_CLUSTERS));
+    const groups = Array.from({ length: parts }, (_, g) => spans.slice(Math.floor((g * spans.length) / parts), Math.floor(((g + 1) * spans.length) / parts)));
+    const sharedTarget = isShared(target);
+    const results = await Promise.allSettled(
+      groups.map(async (group) => {
+        // Whole clusters of a shared target are written in place; otherwise through shared scratch memory.
+        const direct = sharedTarget && group.every((s) => s.item.run.length === clusterSize);
+        const scratch = direct ? undefined : takeBuffer(group.length * clusterSize);
+        const output = scratch ?? target;
+        const items = new Int32Array(group.length * 3);
+        group.forEach((s, i) => {
+          const outOffset = scratch ? scratch.byteOffset + i * clusterSize : target.byteOffset + s.item.targetOffset;
+          items.set([s.src.byteOffset, s.src.length, outOffset], i * 3);
+        });
+        try {
+          const result = await pool.run({ input: bytes.buffer as SharedArrayBuffer, output: output.buffer as SharedArrayBuffer, items, clusterSize });
+          group.forEach((s, i) => {
+            if (!result.ok[i]) throw this.undecodable(s.item, s.src.length);
+            if (!scratch) return;
+            const cluster = scratch.subarray(i * clusterSize, (i + 1) * clusterSize);
+            if (s.item.run.length === clusterSize) cluster.copy(target, s.item.targetOffset);
+            else this.placeCluster(s.item, Buffer.from(cluster), target);
+          });
+        } finally {
+          if (scratch) releaseBuffer(scratch);
+        }
+      }),
+    );
+    for (const [g, r] of results.entries()) {
+      if (r.status === 'fulfilled') continue;
+      if (r.reason instanceof Qcow2Error) throw r.reason;
+      // The workers are gone: this thread decodes their share.
+      left.push(...groups[g].map((s) => s.item));
+    }
+    return left;
   }
 
   private compressedPastEnd(item: PendingCompressed): Error {
