@@ -158,20 +158,20 @@ export class Qcow2Image implements BlockSource {
         if (run.type === SC_COMPRESSED) {
           const item = { run, guestOffset: pos, targetOffset: at };
           if (batch && !joinBatch(batch, item)) {
-            io.push(this.readCompressedBatch(batch.items, target));
+            track(io, this.readCompressedBatch(batch.items, target));
             batch = undefined;
           }
           batch ??= { items: [item], start: run.host, end: run.host + run.compressedLength };
         } else if (run.type === SC_NORMAL) {
-          io.push(this.readData(target, at, run, pos));
+          track(io, this.readData(target, at, run, pos));
         } else if (isZero(run.type)) {
           target.fill(0, at, at + run.length);
         } else {
-          io.push(this.readBacking(target, at, pos, run.length));
+          track(io, this.readBacking(target, at, pos, run.length));
         }
         pos += run.length;
       }
-      if (batch) io.push(this.readCompressedBatch(batch.items, target));
+      if (batch) track(io, this.readCompressedBatch(batch.items, target));
     } finally {
       // Reads already started must finish (or fail) before the caller sees an error and maybe closes the file.
       await settleAll(io);
@@ -555,6 +555,16 @@ function joinBatch(batch: CompressedBatch, item: PendingCompressed): boolean {
   batch.start = start;
   batch.end = end;
   return true;
+}
+
+/**
+ * Start tracking a read. Its failure is reported by settleAll once the whole
+ * request is mapped; until then a handler must be attached, or Node would call
+ * the rejection unhandled while the mapping waits for an L2 table.
+ */
+function track(io: Promise<void>[], read: Promise<void>): void {
+  read.catch(() => undefined);
+  io.push(read);
 }
 
 /** Wait for every promise (so none is left running against a closed file), then throw the first failure. */

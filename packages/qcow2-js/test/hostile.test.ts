@@ -148,6 +148,26 @@ describe('qcow2-js hostile images', function () {
       assertAtOffset(err, entry);
     });
 
+    it('a failed cluster while later L2 tables are still being read: one typed error, no unhandled rejection', async () => {
+      const image = join(dir, 'many-l2.qcow2');
+      await qemuImg(['convert', '-q', '-O', 'qcow2', '-o', 'cluster_size=512', join(dir, 'source.raw'), image]);
+      const entry = await l2EntryOffset(image, 0);
+      await writeU64(image, entry, (1n << 63n) | (1n << 40n));
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const source = await openImage(image);
+        // One read spanning many L2 tables: the first cluster fails while the rest are still being mapped.
+        await assert.rejects(source.read(0, 4 * MiB), (err: unknown) => err instanceof Qcow2Error && /past the end of the file/.test(err.message));
+        await source.close();
+        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+      assert.deepEqual(unhandled, []);
+    });
+
     it('an L1 entry pointing past the end of the file', async () => {
       const image = await copyOf(valid);
       const h = await rawHeader(image);
