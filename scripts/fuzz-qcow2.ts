@@ -14,12 +14,9 @@
  * (clusters past the end of the file, for one).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect, parseArgs } from 'node:util';
-import { execa } from 'execa';
-import { openImage } from '../packages/qcow2-js/src/index.ts';
-import { makeSeeds, mutate, runCase } from '../packages/qcow2-js/test/support/fuzzer.ts';
+import { differential, makeSeeds, mutate, runCase } from '../packages/qcow2-js/test/support/fuzzer.ts';
 import { prng } from '../packages/qcow2-js/test/support/qemu.ts';
 import { removeScratch, scratchDir } from '../test/support/scratch.ts';
 
@@ -42,41 +39,12 @@ if (keep) mkdirSync(keep, { recursive: true });
 
 const CASE_LIMIT_MS = 5000;
 const MEMORY_BOUND = 512 * 1024 * 1024;
-const DIFFERENTIAL_MAX_SIZE = 64 * 1024 * 1024;
 
 function stop(message: string): never {
   console.error(message);
   console.error(`replay: node --import tsx scripts/fuzz-qcow2.ts --seed ${runSeed}`);
   removeScratch();
   process.exit(1);
-}
-
-/** Our bytes and qemu-img's for one case written to a file, or why each side refused it. */
-async function differential(dir: string, name: string, data: Buffer): Promise<'same' | 'differ' | 'only-qemu' | 'only-guestlens' | 'neither' | 'skipped'> {
-  const image = join(dir, name);
-  const out = join(dir, `${name}.raw`);
-  writeFileSync(image, data);
-  try {
-    const qemu = await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, out], { reject: false, timeout: 20_000 });
-    let ours: Buffer | undefined;
-    try {
-      const source = await openImage(image, { format: 'qcow2' });
-      try {
-        if (source.size > DIFFERENTIAL_MAX_SIZE) return 'skipped';
-        ours = await source.read(0, source.size);
-      } finally {
-        await source.close();
-      }
-    } catch (err) {
-      if ((err as { userFacing?: unknown }).userFacing !== true) throw err;
-    }
-    if (qemu.exitCode !== 0) return ours ? 'only-guestlens' : 'neither';
-    if (!ours) return 'only-qemu';
-    const { readFile } = await import('node:fs/promises');
-    return (await readFile(out)).equals(ours) ? 'same' : 'differ';
-  } finally {
-    await rm(out, { force: true });
-  }
 }
 
 const seeds = await makeSeeds(scratchDir('fuzz-seeds'));

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { scratchDir } from '../../../test/support/scratch.ts';
-import { makeSeeds, mutate, runCase, type Seed } from './support/fuzzer.ts';
+import { differential, makeSeeds, mutate, runCase, type Seed, type Verdict } from './support/fuzzer.ts';
 import { prng } from './support/qemu.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 3000);
@@ -19,15 +19,20 @@ const MEMORY_BOUND = 512 * 1024 * 1024;
 describe('qcow2-js mutation fuzzer', function () {
   this.timeout(300_000);
   let seeds: Seed[];
+  let seedDir: string;
 
   before(async () => {
-    seeds = await makeSeeds(scratchDir('fuzz'));
+    seedDir = scratchDir('fuzz');
+    seeds = await makeSeeds(seedDir);
   });
 
   it(`${CASES} mutated images: each reads or is refused with a typed error, none crashes or hangs`, async () => {
     const runSeed = Number(process.env.GUESTLENS_FUZZ_SEED ?? Date.now() % 0x7fffffff);
     const rnd = prng(runSeed);
     const counts = { read: 0, refused: 0 };
+    const verdicts: Partial<Record<Verdict, number>> = {};
+    // The unmutated seeds read the same through both, which also proves the differential check can pass.
+    for (const seed of seeds) assert.equal(await differential(seedDir, `unmutated-${seed.name}.qcow2`, seed.image), 'same', seed.name);
     const startMemory = process.memoryUsage();
     for (let n = 0; n < CASES; n++) {
       const seed = seeds[n % seeds.length];
@@ -42,11 +47,18 @@ describe('qcow2-js mutation fuzzer', function () {
       }
       assert.ok(elapsed < CASE_LIMIT_MS, `${context}\ntook ${elapsed} ms`);
       counts[outcome.kind]++;
+      // Every 10th case also from a real file (real I/O interleavings, the chain resolved);
+      // every 100th also through qemu-img: where both read it, the bytes must be the same.
+      if (n % 10 === 0) {
+        const verdict = await differential(seedDir, `case-${n}.qcow2`, data, n % 100 === 0);
+        verdicts[verdict] = (verdicts[verdict] ?? 0) + 1;
+        assert.notEqual(verdict, 'differ', `${context}\nguestlens and qemu-img both read it, with different bytes`);
+      }
       const grown = process.memoryUsage().arrayBuffers - startMemory.arrayBuffers;
       assert.ok(grown < MEMORY_BOUND, `${context}\nmemory outside the heap grew by ${grown} bytes`);
     }
     // Both outcomes must occur, or the mutations are not reaching the parser.
     assert.ok(counts.read > CASES / 20 && counts.refused > CASES / 20, `outcomes ${JSON.stringify(counts)}`);
-    console.log(`      fuzz run seed ${runSeed}: ${counts.read} read, ${counts.refused} refused`);
+    console.log(`      fuzz run seed ${runSeed}: ${counts.read} read, ${counts.refused} refused; against qemu-img: ${JSON.stringify(verdicts)}`);
   });
 });

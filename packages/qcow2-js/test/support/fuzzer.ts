@@ -7,9 +7,10 @@
  *
  * Used by fuzz.test.ts (a few thousand cases) and scripts/fuzz-qcow2.ts (long runs).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { join } from 'node:path';
-import { Qcow2Image, type BlockSource } from '../../src/index.ts';
+import { openImage, Qcow2Image, type BlockSource } from '../../src/index.ts';
 import { MemorySource } from './memorySource.ts';
 import { makeRaw, MiB, prng, qemuImg, qemuIo } from './qemu.ts';
 
@@ -180,5 +181,44 @@ export async function runCase(data: Buffer, backing: Buffer | undefined, name: s
     return { kind: 'crash', error: err };
   } finally {
     await image?.close().catch(() => undefined);
+  }
+}
+
+export type Verdict = 'same' | 'differ' | 'only-qemu' | 'only-guestlens' | 'neither' | 'skipped';
+
+const DIFFERENTIAL_MAX_SIZE = 64 * MiB;
+
+/**
+ * Write a (mutated) image to `dir/name` and read it both with guestlens
+ * (openImage: real files, real I/O, backing files resolved) and with
+ * `qemu-img convert`. Where both read it the bytes must agree; where one
+ * refuses it, that is reported (guestlens is stricter than QEMU about
+ * clusters past the end of the file, for one). Untyped errors are thrown.
+ */
+export async function differential(dir: string, name: string, data: Buffer, withQemu = true): Promise<Verdict> {
+  const image = join(dir, name);
+  const out = join(dir, `${name}.raw`);
+  await writeFile(image, data);
+  try {
+    let ours: Buffer | undefined;
+    try {
+      const source = await openImage(image, { format: 'qcow2' });
+      try {
+        if (source.size > DIFFERENTIAL_MAX_SIZE) return 'skipped';
+        ours = await source.read(0, source.size);
+      } finally {
+        await source.close();
+      }
+    } catch (err) {
+      if ((err as { userFacing?: unknown }).userFacing !== true) throw err;
+    }
+    if (!withQemu) return 'skipped';
+    const qemu = await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, out], { reject: false, timeout: 20_000 });
+    if (qemu.exitCode !== 0) return ours ? 'only-guestlens' : 'neither';
+    if (!ours) return 'only-qemu';
+    return (await readFile(out)).equals(ours) ? 'same' : 'differ';
+  } finally {
+    await rm(out, { force: true });
+    await rm(image, { force: true });
   }
 }
