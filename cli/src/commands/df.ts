@@ -6,12 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { guestDf, isRetryable, openGuest, type DfRow, type ImageSpec } from '@guestlens/inspect';
+// Packages are imported when the command runs, not when the CLI starts (see cli/build.mjs).
+import type { DfRow, ImageSpec } from '@guestlens/inspect';
 import { EXIT_ERROR, EXIT_PARTIAL, UsageError, describeError } from '../errors.ts';
 import { dfHeader, dfRow, guestDisplayName, type DfOutputOptions } from '../df/dfOutput.ts';
 import { forEachOrdered } from '../parallel.ts';
-import { parseDomainXml, type Domain } from '../libvirt/domainXml.ts';
-import { dumpDomain } from '../libvirt/virsh.ts';
+import type { Domain } from '../libvirt/domainXml.ts';
 
 interface DfArgs {
   images: string[];
@@ -103,8 +103,14 @@ async function guestJobs(args: DfArgs): Promise<GuestJob[]> {
     jobs.push({ name: guestDisplayName(basename(args.add[0]), args.add.length), images: args.add.map((p) => spec(p)), unreadable: [] });
   }
   for (const image of args.images) jobs.push({ name: basename(image), images: [spec(image)], unreadable: [] });
-  for (const file of args['domain-xml']) jobs.push(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args));
-  for (const name of args.domain) jobs.push(domainJob(await dumpDomain(name, args.connect), args));
+  if (args['domain-xml'].length > 0) {
+    const { parseDomainXml } = await import('../libvirt/domainXml.ts');
+    for (const file of args['domain-xml']) jobs.push(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args));
+  }
+  if (args.domain.length > 0) {
+    const { dumpDomain } = await import('../libvirt/virsh.ts');
+    for (const name of args.domain) jobs.push(domainJob(await dumpDomain(name, args.connect), args));
+  }
   return jobs;
 }
 
@@ -130,6 +136,7 @@ async function runJob(job: GuestJob): Promise<GuestResult> {
 }
 
 async function readGuest(job: GuestJob): Promise<{ result: GuestResult; retryable: boolean }> {
+  const { guestDf, isRetryable, openGuest } = await import('@guestlens/inspect');
   const result: GuestResult = { name: job.name, rows: [], problems: [...job.unreadable], failed: false };
   if (job.images.length === 0) {
     result.problems.push('the domain has no disk guestlens can read');

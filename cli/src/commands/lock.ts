@@ -6,7 +6,10 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
-import { acquire, imageIdentity, LOCKABLE_PERMISSIONS, type ImageLock } from '@guestlens/locking';
+// The lock machinery (koffi, a native module) loads when the command runs; the
+// permission table is plain data (see cli/build.mjs).
+import { LOCKABLE_PERMISSIONS } from '@guestlens/locking/permissions';
+import type { ImageLock } from '@guestlens/locking';
 import type { PermissionName } from '@guestlens/locking';
 import { UsageError } from '../errors.ts';
 
@@ -106,6 +109,7 @@ export const lockCommand: CommandModule<object, LockArgs> = {
       const seen = new Set<string>();
       for (const image of argv.images.map(String)) {
         // The same inode twice (a symlink, a repeated name) is locked once: a second lock would conflict with our first.
+        const { acquire, imageIdentity } = await import('@guestlens/locking');
         const { dev, ino } = imageIdentity(image);
         if (seen.has(`${dev}:${ino}`)) continue;
         seen.add(`${dev}:${ino}`);

@@ -4,7 +4,8 @@
  * share — and a one-line verdict.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { holderLabel, probe, type ImageHolder, type ProbeResult } from '@guestlens/locking';
+// Packages load when the command runs, not when the CLI starts (see cli/build.mjs).
+import type { ImageHolder, ProbeResult } from '@guestlens/locking';
 import { EXIT_ERROR, EXIT_PARTIAL, describeError, isUserError } from '../errors.ts';
 import { printJson, println } from '../output.ts';
 
@@ -13,7 +14,7 @@ interface LocksArgs {
   json: boolean;
 }
 
-function holderLine(h: ImageHolder): string {
+function holderLine(h: ImageHolder, holderLabel: (h: ImageHolder) => string): string {
   const via = [h.fd === null ? undefined : `fd ${h.fd}`, h.kind].filter(Boolean).join(', ');
   const label = h.pid === null ? holderLabel(h) : `${h.command ?? 'unknown command'} (pid ${h.pid}, ${via})`;
   const parts = [
@@ -23,9 +24,9 @@ function holderLine(h: ImageHolder): string {
   return `  ${label}: ${parts.join('; ')} [bytes ${h.bytes.join(',')}]`;
 }
 
-function printText(result: ProbeResult): void {
+function printText(result: ProbeResult, holderLabel: (h: ImageHolder) => string): void {
   println(`${result.path}: ${result.verdict}`);
-  for (const h of result.holders) println(holderLine(h));
+  for (const h of result.holders) println(holderLine(h, holderLabel));
 }
 
 export const locksCommand: CommandModule<object, LocksArgs> = {
@@ -41,6 +42,7 @@ export const locksCommand: CommandModule<object, LocksArgs> = {
           'Holders are named from /proc (run as root to see other users\' processes).',
       ) as unknown as Argv<LocksArgs>,
   handler: async (argv) => {
+    const { holderLabel, probe } = await import('@guestlens/locking');
     const results: Array<ProbeResult | { path: string; error: string }> = [];
     let failures = 0;
     for (const path of argv.images.map(String)) {
@@ -56,7 +58,7 @@ export const locksCommand: CommandModule<object, LocksArgs> = {
       }
     }
     if (argv.json) printJson(results);
-    else for (const r of results) if ('verdict' in r) printText(r);
+    else for (const r of results) if ('verdict' in r) printText(r, holderLabel);
     if (failures > 0) process.exitCode = failures === results.length ? EXIT_ERROR : EXIT_PARTIAL;
   },
 };

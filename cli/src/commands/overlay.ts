@@ -3,7 +3,9 @@
  * for reading a disk with QEMU's own tools while a VM writes it.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { BACKING_POLICIES, createOverlay, inspectChain, isBackingPolicy, type BackingPolicy, type ChainEntry } from '@guestlens/overlay';
+// createOverlay and friends load when the command runs (see cli/build.mjs).
+import { BACKING_POLICIES, isBackingPolicy, type BackingPolicy } from '@guestlens/overlay/policy';
+import type { ChainEntry } from '@guestlens/overlay';
 import { UsageError } from '../errors.ts';
 import { printJson, println } from '../output.ts';
 
@@ -78,6 +80,7 @@ const createCommand: CommandModule<object, CreateArgs> = {
   handler: async (argv) => {
     const image = operand(argv, argv.image, 'image to overlay');
     const backing = backingPolicy(argv.backing);
+    const { createOverlay } = await import('@guestlens/overlay');
     const overlay = await createOverlay(image, { format: argv.format, dir: argv.dir, backing });
     if (argv.keep) overlay.keep();
     if (argv.json) {
@@ -121,6 +124,7 @@ const infoCommand: CommandModule<object, InfoArgs> = {
     ).epilog(UNTRUSTED_NOTE) as unknown as Argv<InfoArgs>,
   handler: async (argv) => {
     const image = operand(argv, argv.overlay, 'overlay (or image) to show');
+    const { inspectChain } = await import('@guestlens/overlay');
     const chain = await inspectChain(image, { format: argv.format, backing: backingPolicy(argv.backing) });
     if (argv.json) printJson({ image, chain });
     else printChain(chain);
