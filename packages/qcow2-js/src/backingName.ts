@@ -132,8 +132,10 @@ function layerFromOptions(all: FlatOptions, prefix: string, name: string, image:
   spec = { format: driver, filename };
 
   if (driver === 'raw') {
-    spec.offset = optNumber(take('offset'), 'offset', name, image);
-    spec.size = optNumber(take('size'), 'size', name, image);
+    const offset = optNumber(take('offset'), 'offset', name, image);
+    const size = optNumber(take('size'), 'size', name, image);
+    if (offset !== undefined) spec.offset = offset;
+    if (size !== undefined) spec.size = size;
   }
 
   const backing = get('backing');

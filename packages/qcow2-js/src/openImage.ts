@@ -97,7 +97,7 @@ async function openLayer(spec: LayerSpec, ctx: ChainContext, depth: number, refe
     }
     ctx.seen.add(file.identity);
     const format = spec.format ?? (await probe(file, referrer !== undefined));
-    if (format === 'raw' || format === 'file' || format === 'host_device') return new RawImage(file, { offset: spec.offset, size: spec.size });
+    if (format === 'raw' || format === 'file' || format === 'host_device') return new RawImage(file, { offset: spec.offset, size: spec.size }, undefined, ctx.options.maxReadBytes);
     if (format !== 'qcow2') {
       throw unsupportedError(referrer?.image ?? spec.filename, `${referrer ? `backing file ${spec.filename}` : 'the image'} is in ${JSON.stringify(format)} format; guestlens reads qcow2 and raw`, undefined, 'convert it with qemu-img convert -O qcow2, or read it through an overlay with QEMU');
     }

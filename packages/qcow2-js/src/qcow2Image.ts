@@ -33,6 +33,8 @@ import { zstdWorkerPool, type ZstdWorkerPool } from './zstdWorkers.ts';
 
 /** Largest single read() a caller may ask for: the buffer is allocated up front. */
 export const DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024;
+/** Reads of the file one read() may have started and not yet finished. */
+const MAX_READS_IN_FLIGHT = 256;
 /** Work bound of one extent() call, in runs of the map. */
 const MAX_EXTENT_RUNS = 4096;
 /** Compressed clusters whose bytes lie within this distance are fetched with one read. */
@@ -170,6 +172,8 @@ export class Qcow2Image implements BlockSource {
           track(io, this.readBacking(target, at, pos, run.length));
         }
         pos += run.length;
+        // A fragmented image can map one read to a great many runs; bound what is in flight.
+        if (io.length >= MAX_READS_IN_FLIGHT) await settleAll(io.splice(0));
       }
       if (batch) track(io, this.readCompressedBatch(batch.items, target));
     } finally {

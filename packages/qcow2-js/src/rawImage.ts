@@ -4,6 +4,8 @@
  * end of the file read as zeros, as QEMU's block layer fills them.
  */
 import { checkRange, readInto, type BlockSource, type Extent } from './blockSource.ts';
+import { limitError } from './errors.ts';
+import { DEFAULT_MAX_READ_BYTES } from './qcow2Image.ts';
 
 export class RawImage implements BlockSource {
   readonly format = 'raw';
@@ -13,6 +15,7 @@ export class RawImage implements BlockSource {
     readonly file: BlockSource,
     private readonly window: { offset?: number; size?: number } = {},
     name?: string,
+    private readonly maxReadBytes = DEFAULT_MAX_READ_BYTES,
   ) {
     this.name = name ?? file.name;
   }
@@ -27,6 +30,10 @@ export class RawImage implements BlockSource {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    checkRange(this, offset, length);
+    if (length > this.maxReadBytes) {
+      throw limitError(this.name, `read of ${length} bytes exceeds the limit of ${this.maxReadBytes} bytes per read`, 'read in smaller pieces');
+    }
     const out = Buffer.allocUnsafe(length);
     await this.readInto(out, 0, offset, length);
     return out;

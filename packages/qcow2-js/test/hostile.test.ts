@@ -255,6 +255,20 @@ describe('qcow2-js hostile images', function () {
     });
   });
 
+  it('a read larger than the per-read limit is refused before anything is allocated', async () => {
+    const image = join(dir, 'big-sparse.qcow2');
+    await qemuImg(['create', '-q', '-f', 'qcow2', image, '2G']);
+    const source = await openImage(image);
+    try {
+      await assert.rejects(source.read(0, 1024 * MiB), (err: unknown) => err instanceof Qcow2Error && err.kind === 'limit' && /read of 1073741824 bytes exceeds the limit of 268435456 bytes per read/.test(err.message));
+    } finally {
+      await source.close();
+    }
+    const raw = await openImage(join(dir, 'source.raw'), { maxReadBytes: MiB });
+    await assert.rejects(raw.read(0, 2 * MiB), /exceeds the limit of 1048576 bytes per read/);
+    await raw.close();
+  });
+
   describe('compressed clusters', () => {
     it('a descriptor pointing past the end of the file', async () => {
       const image = await copyOf(compressed);
