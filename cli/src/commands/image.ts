@@ -4,7 +4,7 @@
  * the in-repo qcow2 reader. Images are opened read-only and never written.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { describeImage, formatImageInfo, guestChunks, openImage, type BackingPolicy, type OpenImageOptions } from '@guestlens/qcow2-js';
+import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
 import { UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
 
@@ -81,6 +81,7 @@ const infoCommand: CommandModule<object, InfoArgs> = {
       .epilog(UNTRUSTED_NOTE) as unknown as Argv<InfoArgs>,
   handler: async (argv) => {
     const image = operand(argv);
+    const { describeImage, formatImageInfo, openImage } = await import('@guestlens/qcow2-js');
     const top = await openImage(image, openOptions(argv));
     try {
       const chain = describeImage(top);
@@ -107,6 +108,7 @@ const catCommand: CommandModule<object, CatArgs> = {
     if (process.stdout.isTTY) throw new UsageError('refusing to write raw disk bytes to a terminal: redirect standard output to a file or a pipe');
     const offset = argv.offset === undefined ? 0 : parseByteCount(argv.offset, 'offset');
     const requested = argv.length === undefined ? undefined : parseByteCount(argv.length, 'length');
+    const { guestChunks, openImage } = await import('@guestlens/qcow2-js');
     const source = await openImage(image, openOptions(argv));
     try {
       if (offset > source.size) throw new UsageError(`--offset ${offset} is past the end of the guest disk (${source.size} bytes)`);

@@ -7,7 +7,7 @@
  *
  * The compiled module is kept so worker threads can instantiate it too.
  */
-import { ZSTDDecoder } from 'zstddec';
+import type { ZSTDDecoder } from 'zstddec';
 
 /** What TypeScript needs to know of WebAssembly here (the project's lib settings carry no WebAssembly types). */
 export type WasmModule = object;
@@ -26,11 +26,14 @@ interface ZstdExports {
 let instantiated: Instantiated | undefined;
 
 /** zstddec hands its instantiated module to `_init`; keep it. */
-class CapturingDecoder extends ZSTDDecoder {
-  override _init(result: Parameters<ZSTDDecoder['_init']>[0]): void {
-    instantiated = result as Instantiated;
-    super._init(result);
+function capturingDecoder(Base: typeof ZSTDDecoder): ZSTDDecoder {
+  class CapturingDecoder extends Base {
+    override _init(result: Parameters<ZSTDDecoder['_init']>[0]): void {
+      instantiated = result as Instantiated;
+      super._init(result);
+    }
   }
+  return new CapturingDecoder();
 }
 
 let loading: Promise<ZstdWasm> | undefined;
@@ -54,7 +57,9 @@ function initWithoutFetch(decoder: ZSTDDecoder): Promise<void> {
 /** The process's zstd decoder (instantiated once). */
 export function zstdWasm(): Promise<ZstdWasm> {
   loading ??= (async () => {
-    await initWithoutFetch(new CapturingDecoder());
+    // Loaded on the first zstd cluster: most images never need it.
+    const { ZSTDDecoder: Base } = await import('zstddec');
+    await initWithoutFetch(capturingDecoder(Base));
     if (!instantiated) throw new Error('zstddec did not hand over its WebAssembly instance');
     return new ZstdWasm(instantiated.instance.exports as unknown as ZstdExports, instantiated.module);
   })();
