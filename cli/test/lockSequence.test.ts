@@ -14,6 +14,7 @@ import { guestlens } from '../../test/support/run.ts';
 import { scratchDir } from '../../test/support/scratch.ts';
 import { makeImage, type Format } from '../../packages/locking/test/support/images.ts';
 import { GUESTLENS_BIN } from '../../packages/locking/test/support/cli.ts';
+import { holdForeignWriteLock } from '../../packages/locking/test/support/foreignLock.ts';
 
 type Mode = 'rw' | 'ro' | 'force-share';
 const QEMU_IO_FLAGS: Record<Mode, string[]> = { rw: [], ro: ['-r'], 'force-share': ['-r', '-U'] };
@@ -100,16 +101,7 @@ describe('guestlens lock: the same fcntl calls as QEMU (strace)', function () {
 
   it('a write-locked byte: "Failed to lock byte 101" after locking 100, which is unlocked again', async () => {
     const image = await makeImage('raw');
-    const py = startTracked('python3', ['-c', [
-      'import fcntl, os, sys',
-      'fd = os.open(sys.argv[1], os.O_RDWR)',
-      'fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 101)',
-      'print("locked", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n'), image], { input: true });
-    let out = '';
-    py.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor('python to lock byte 101', () => out.includes('locked'));
+    const py = await holdForeignWriteLock(image, 101, 1);
     const calls = await compare(image, 'raw', 'rw');
     assert.deepEqual(calls, ['SETLK F_RDLCK 100 = 0', 'SETLK F_RDLCK 101 = -1 EAGAIN', 'SETLK F_UNLCK 100 = 0']);
   });

@@ -8,6 +8,7 @@ import { startHolder } from '../../../test/support/qemuHolders.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { makeImage, makeOverlay, type Format } from './support/images.ts';
 import { equivalentRequest, HOLDER_OF_MODE, OPENER_MODES, qemuIoOpen, type OpenerMode } from './support/openers.ts';
+import { holdForeignWriteLock } from './support/foreignLock.ts';
 
 /** Lines of /proc/locks on the image's inode. */
 function procLocksOn(image: string): string[] {
@@ -182,16 +183,7 @@ describe('locking: acquire speaks QEMU\'s protocol', function () {
   it('a byte someone write-locks: QEMU\'s "Failed to lock byte N", its holder, and nothing of ours left', async () => {
     const image = await makeImage('raw');
     // QEMU never takes write locks; a POSIX write lock on byte 101 from another program (Python's fcntl).
-    const py = startTracked('python3', ['-c', [
-      'import fcntl, os, sys',
-      'fd = os.open(sys.argv[1], os.O_RDWR)',
-      'fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 101)',
-      'print("locked", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n'), image], { input: true });
-    let out = '';
-    py.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor('python to lock byte 101', () => out.includes('locked'));
+    const py = await holdForeignWriteLock(image, 101, 1);
     const err = await guardImages([image], () => acquire(image, equivalentRequest('rw', 'raw')).then(() => undefined, (e: unknown) => e));
     assert.ok(err instanceof LockByteError, String(err));
     assert.equal(err.qemuMessage, 'Failed to lock byte 101');

@@ -4,6 +4,7 @@ import { guardImages } from '../../../test/support/imageGuard.ts';
 import { startTracked, waitFor } from '../../../test/support/processes.ts';
 import { EXPECTED_BYTES, HOLDER_KINDS, startHolder } from '../../../test/support/qemuHolders.ts';
 import { makeImage, makeOverlay, type Format } from './support/images.ts';
+import { holdForeignWriteLock } from './support/foreignLock.ts';
 
 /** The ten bytes' held flags, as the set of held bytes. */
 function heldOf(r: ProbeResult): number[] {
@@ -86,16 +87,7 @@ describe('locking: probe against real QEMU holders', function () {
   it('a whole-file POSIX write lock from another program: every byte held, holder named from /proc/locks and fdinfo', async () => {
     const image = await makeImage('raw');
     // lockf(fd, F_LOCK, 0) locks from offset 0 to EOF: /proc/locks prints "0 EOF".
-    const py = startTracked('python3', ['-c', [
-      'import fcntl, os, sys',
-      'fd = os.open(sys.argv[1], os.O_RDWR)',
-      'fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)',
-      'print("locked", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n'), image], { input: true });
-    let out = '';
-    py.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor('python to lock the file', () => out.includes('locked'));
+    const py = await holdForeignWriteLock(image);
     const result = await guardImages([image], () => probe(image));
     assert.deepEqual(result.heldBytes, [100, 101, 102, 103, 104, 200, 201, 202, 203, 204]);
     assert.deepEqual(result.holders.map((h) => [h.pid, h.command, h.kind, typeof h.fd]), [[py.pid, 'python3', 'POSIX', 'number']]);
