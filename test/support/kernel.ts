@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, constants as fsConstants, lstat, mkdir, open, readdir, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scratchDir } from './scratch.ts';
-import type { FileType, Filesystem, StatFs } from '../../packages/inspect/src/filesystems/filesystem.ts';
+import type { FileStat, FileType, Filesystem, StatFs } from '../../packages/inspect/src/filesystems/filesystem.ts';
 
 export interface KernelMountOptions {
   /** Byte offset of the filesystem inside the file (a partition). */
@@ -232,6 +232,11 @@ export async function walkMounted(root: string, options: WalkOptions = {}): Prom
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** A driver's stat as a tree node (no symlink target or hash yet). */
+export function treeNodeOf(path: string, st: FileStat): TreeNode {
+  return { path, type: st.type, mode: st.mode, size: st.size, uid: st.uid, gid: st.gid, nlink: st.nlink, blocks: st.blocks, mtimeSec: st.mtime.sec };
+}
+
 /** The same walk through a Filesystem driver (inode level), for comparison with walkMounted. */
 export async function walkDriver(fs: Filesystem, options: WalkOptions = {}): Promise<TreeNode[]> {
   const out: TreeNode[] = [];
@@ -239,17 +244,7 @@ export async function walkDriver(fs: Filesystem, options: WalkOptions = {}): Pro
   const chunk = 8 * 1024 * 1024;
   const visit = async (rel: string, ino: number) => {
     const st = await fs.getattr(ino);
-    const node: TreeNode = {
-      path: rel,
-      type: st.type,
-      mode: st.mode,
-      size: st.size,
-      uid: st.uid,
-      gid: st.gid,
-      nlink: st.nlink,
-      blocks: st.blocks,
-      mtimeSec: st.mtime.sec,
-    };
+    const node = treeNodeOf(rel, st);
     if (st.type === 'symlink') node.target = await fs.readlink(ino);
     if (st.type === 'file' && st.size <= (options.maxHashBytes ?? Infinity)) {
       const h = createHash('sha256');

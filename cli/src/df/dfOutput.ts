@@ -3,18 +3,13 @@
  * that wraps), -h, -i, and CSV. Arithmetic as libguestfs's df/output.c does it,
  * on statvfs numbers: sizes in 1 KiB units = blocks * bsize / 1024.
  */
+import type { StatFs } from '@guestlens/inspect';
 import { csvLine } from './csv.ts';
 import { humanSize } from './humanSize.ts';
 import { csvPercent, textPercent, usePercent } from './percent.ts';
 
-export interface DfStat {
-  bsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-}
+/** The statvfs numbers df prints. */
+export type DfStat = Pick<StatFs, 'bsize' | 'blocks' | 'bfree' | 'bavail' | 'files' | 'ffree'>;
 
 export interface DfOutputOptions {
   human: boolean;

@@ -33,7 +33,7 @@ import {
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { sh } from '../../../test/support/run.ts';
-import { loopMountUnavailable, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
+import { loopMountUnavailable, treeNodeOf, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
 import { MemorySource } from './support/memorySource.ts';
 import { productTempEntries } from '../../../test/support/rootHooks.ts';
 import { startHolder } from '../../../test/support/qemuHolders.ts';
@@ -594,17 +594,7 @@ async function walkGuest(g: GuestFilesystem): Promise<TreeNode[]> {
   const out: TreeNode[] = [];
   const visit = async (path: string) => {
     const st = await g.lstat(path);
-    const node: TreeNode = {
-      path,
-      type: st.type,
-      mode: st.mode,
-      size: st.size,
-      uid: st.uid,
-      gid: st.gid,
-      nlink: st.nlink,
-      blocks: st.blocks,
-      mtimeSec: st.mtime.sec,
-    };
+    const node = treeNodeOf(path, st);
     if (st.type === 'symlink') node.target = await g.readlink(path);
     if (st.type === 'file') {
       const h = createHash('sha256');
