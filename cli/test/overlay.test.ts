@@ -49,10 +49,10 @@ describe('guestlens overlay', () => {
         const info = await guestlens(['overlay', 'info', path]);
         assert.equal(info.exitCode, 0, info.stderr);
         assert.deepEqual(info.stdout.split('\n'), [
-          'depth  format  size     file',
-          `0      qcow2   2.0 MiB  ${path}`,
-          `1      qcow2   2.0 MiB  ${top}  (locking off)`,
-          `2      raw     2.0 MiB  ${base}`,
+          'depth  format  size   file',
+          `0      qcow2   2 MiB  ${path}`,
+          `1      qcow2   2 MiB  ${top}  (locking off)`,
+          `2      raw     2 MiB  ${base}`,
           '',
         ]);
         const json = await guestlens(['overlay', 'info', path, '--json']);

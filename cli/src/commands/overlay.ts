@@ -127,12 +127,13 @@ const infoCommand: CommandModule<object, InfoArgs> = {
     const { inspectChain } = await import('@guestlens/overlay');
     const chain = await inspectChain(image, { format: argv.format, backing: backingPolicy(argv.backing) });
     if (argv.json) printJson({ image, chain });
-    else printChain(chain);
+    else printChain(chain, (await import('@guestlens/qcow2-js')).sizeToString);
   },
 };
 
-function printChain(chain: ChainEntry[]): void {
-  const rows = chain.map((e) => [String(e.depth), e.format, humanSize(e.virtualSize), e.filename + notes(e)]);
+/** The chain as a table; sizes as qemu-img prints them (image info uses the same). */
+function printChain(chain: ChainEntry[], sizeToString: (bytes: number) => string): void {
+  const rows = chain.map((e) => [String(e.depth), e.format, sizeToString(e.virtualSize), e.filename + notes(e)]);
   const header = ['depth', 'format', 'size', 'file'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
@@ -150,16 +151,6 @@ function notes(e: ChainEntry): string {
   return n.length ? `  (${n.join('; ')})` : '';
 }
 
-function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
-}
 
 export const overlayCommand: CommandModule = {
   command: 'overlay',
