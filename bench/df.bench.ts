@@ -12,7 +12,7 @@ import { measureCommand, type BenchRow } from './lib.ts';
 export const title = 'guestlens df vs virt-df';
 
 const repo = join(import.meta.dirname, '..');
-const cli = join(repo, 'cli', 'bin', 'guestlens.mjs');
+const cli = join(repo, 'cli', 'bin', 'guestlens');
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'gltest-bench-df-'));
@@ -25,8 +25,8 @@ export async function run(): Promise<BenchRow[]> {
       copyFileSync(image, copy);
       many.push(copy);
     }
-    const ours = measureCommand('node', [cli, 'df', image], { runs: 10, warmup: 2 });
-    const oursMany = measureCommand('node', [cli, 'df', '-P', '8', ...many], { runs: 3, warmup: 1 });
+    const ours = measureCommand(cli, ['df', image], { runs: 10, warmup: 2 });
+    const oursMany = measureCommand(cli, ['df', '-P', '8', ...many], { runs: 3, warmup: 1 });
     const virtDf = measureCommand('virt-df', ['-a', image], {
       runs: 1,
       warmup: 1,

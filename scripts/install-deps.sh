@@ -22,10 +22,14 @@ declare -A debs=(
   [fdisk]=sfdisk
   [gdisk]=sgdisk
   [fuse3]=fusermount3
-  [util-linux]=losetup
+  [mount]=losetup
+  [util-linux]=setpriv
   [procps]=ps
   [hyperfine]=hyperfine
   [time]=/usr/bin/time
+  [strace]=strace              # tests: our fcntl calls against QEMU's
+  [busybox]=busybox            # tests: path resolution against a chrooted shell
+  [python3]=python3            # tests: a foreign POSIX lock holder
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
   [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
 )

@@ -10,4 +10,4 @@ if [ $# -eq 0 ]; then
   set -- "$sample"
 fi
 echo "+ guestlens df $*" >&2
-exec node cli/bin/guestlens.mjs df "$@"
+exec cli/bin/guestlens df "$@"

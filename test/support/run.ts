@@ -20,9 +20,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run `guestlens ARGS` exactly as a user would (the built CLI under node). */
+/** Run `guestlens ARGS` exactly as a user would (the launcher, which runs the built CLI under node). */
 export async function guestlens(args: string[], options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const r = await execa('node', [join(repoRoot, 'cli', 'bin', 'guestlens.mjs'), ...args], {
+  const r = await execa(join(repoRoot, 'cli', 'bin', 'guestlens'), args, {
     reject: false,
     env: options.env,
     input: options.input,

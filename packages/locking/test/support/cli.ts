@@ -6,7 +6,6 @@ import { startTracked, waitFor, type Tracked } from '../../../../test/support/pr
 import { guestlens, repoRoot, type CliResult } from '../../../../test/support/run.ts';
 
 export const GUESTLENS_BIN = join(repoRoot, 'cli', 'bin', 'guestlens.mjs');
-const BUNDLE = join(repoRoot, 'cli', 'dist', 'guestlens.mjs');
 
 export interface LockHolderProcess {
   child: Tracked;
@@ -23,7 +22,7 @@ export interface LockHolderProcess {
 export async function startGuestlensLock(options: string[], images: string[], asUser?: string): Promise<LockHolderProcess> {
   const command = ['sh', '-c', 'echo locked; exec cat >/dev/null'];
   const child = asUser
-    ? startTracked('setpriv', [...setprivArgs(asUser), process.execPath, '--input-type=module', '-e', runBundle, 'lock', ...options, ...images, '--', ...command], { input: true })
+    ? startTracked('setpriv', [...setprivArgs(asUser), process.execPath, GUESTLENS_BIN, 'lock', ...options, ...images, '--', ...command], { input: true })
     : startTracked(process.execPath, [GUESTLENS_BIN, 'lock', ...options, ...images, '--', ...command], { input: true });
   let text = '';
   child.stdout?.on('data', (c: Buffer) => (text += c.toString()));
@@ -35,18 +34,20 @@ export async function startGuestlensLock(options: string[], images: string[], as
   return { child, pid: child.pid, output: () => text };
 }
 
-// The bundle, run without the rebuild check (an unprivileged user cannot write cli/dist).
-const runBundle = `const { main } = await import(${JSON.stringify(BUNDLE)}); await main(process.argv.slice(1));`;
 
 function setprivArgs(user: string): string[] {
   const ids = user === 'nobody' ? ['65534', '65534'] : [user, user];
   return [`--reuid=${ids[0]}`, `--regid=${ids[1]}`, '--clear-groups'];
 }
 
-/** Run the CLI as another user (root only). Builds the bundle first, as root. */
+/**
+ * Run the CLI as another user (root only). Builds the bundle first, as root, so
+ * the other user's run finds it fresh (it could not write cli/.builds; it also
+ * cannot write the code cache, and runs without one).
+ */
 export async function guestlensAs(user: string, args: string[]): Promise<CliResult> {
   await guestlens(['--help']);
-  const r = await execa('setpriv', [...setprivArgs(user), process.execPath, '--input-type=module', '-e', runBundle, ...args], { reject: false, stripFinalNewline: false, timeout: 60000 });
+  const r = await execa('setpriv', [...setprivArgs(user), process.execPath, GUESTLENS_BIN, ...args], { reject: false, stripFinalNewline: false, timeout: 60000 });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
