@@ -42,9 +42,15 @@ export async function buildCli() {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    target: 'node20',
+    // Node 20 runs ES2024 (regexp v flag included); a lower target would turn regex
+    // literals into eager new RegExp() calls at load time.
+    target: 'es2024',
     // A linked map keeps the code small to load; node uses it with --enable-source-maps.
     sourcemap: 'linked',
+    // Half the bytes to read and to map from the code cache (~30 ms of df's start).
+    // keepNames: error classes name themselves from new.target.name.
+    minify: true,
+    keepNames: true,
     external: ['koffi'],
     logLevel: 'warning',
     define: { 'import.meta.url': '__glImportMetaUrl', 'Intl.Segmenter': '__glLazySegmenter' },
