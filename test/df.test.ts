@@ -233,3 +233,63 @@ describe('guestlens df: what it cannot read is said, not hidden', function () {
     assert.match(u.stdout, /^11111111-2222-3333-4444-555555555555,\/dev\/sda1,/m);
   });
 });
+
+describe('guestlens df: a live image caught mid-write', function () {
+  this.timeout(120000);
+
+  it('reads the guest again when the metadata was torn, and reports the good numbers', async function () {
+    const why = await loopMountUnavailable();
+    if (why) {
+      console.log(`      cannot run: ${why}`);
+      this.skip();
+    }
+    const dir = scratchDir('df-torn');
+    const image = join(dir, 'torn.raw');
+    await sh('truncate', ['-s', '32M', image]);
+    await sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'metadata_csum', image]);
+    const kernel = await withKernelMount(image, {}, (m) => kernelStatfs(m.dir));
+    // Group descriptor 0 sits in block 1; bg_checksum is at byte 0x1E of it. A wrong
+    // checksum is what a reader sees when it catches a descriptor half-written.
+    const checksumAt = 4096 + 0x1e;
+    const { openSync, readSync, writeSync, closeSync, readdirSync, mkdirSync } = await import('node:fs');
+    const fd = openSync(image, 'r+');
+    const good = Buffer.alloc(2);
+    readSync(fd, good, 0, 2, checksumAt);
+    writeSync(fd, Buffer.from([good[0] ^ 0xff, good[1]]), 0, 2, checksumAt);
+    // The first attempt makes and removes an overlay in its TMPDIR: mend the image
+    // once that overlay is gone, i.e. after the first read failed.
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp);
+    let sawOverlay = false;
+    let mended = false;
+    const watcher = setInterval(() => {
+      const overlays = readdirSync(tmp).filter((n) => n.startsWith('guestlens-overlay-'));
+      if (overlays.length) sawOverlay = true;
+      else if (sawOverlay && !mended) {
+        writeSync(fd, good, 0, 2, checksumAt);
+        mended = true;
+      }
+    }, 2);
+    try {
+      const r = await guestlens(['df', '--json', '--format', 'raw', image], { env: { TMPDIR: tmp } });
+      assert.ok(mended, 'the first attempt failed and the image was mended before a retry');
+      assert.equal(r.exitCode, 0, r.stderr);
+      const [row] = JSON.parse(r.stdout) as { bfree: number; blocks: number; ffree: number }[];
+      assert.deepEqual([row.blocks, row.bfree, row.ffree], [kernel.blocks, kernel.bfree, kernel.ffree]);
+    } finally {
+      clearInterval(watcher);
+      closeSync(fd);
+    }
+  });
+
+  it('gives up after a few attempts, naming the device and the checksum, exit 3', async () => {
+    const dir = scratchDir('df-torn-forever');
+    const image = join(dir, 'torn.raw');
+    await sh('truncate', ['-s', '32M', image]);
+    await sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'metadata_csum', image]);
+    await sh('dd', ['if=/dev/zero', `of=${image}`, 'bs=1', `seek=${4096 + 0x1e}`, 'count=2', 'conv=notrunc', 'status=none']);
+    const r = await guestlens(['df', '--format', 'raw', image]);
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.match(r.stderr, /torn\.raw: \/dev\/sda: .*checksum/i);
+  });
+});
