@@ -12,6 +12,7 @@ import { guardImages } from './support/imageGuard.ts';
 import { guestlens, sh } from './support/run.ts';
 import { scratchDir } from './support/scratch.ts';
 import { dfHeader, dfRow } from '../cli/src/df/dfOutput.ts';
+import { startHolder } from './support/qemuHolders.ts';
 
 type Kstat = Awaited<ReturnType<typeof kernelStatfs>>;
 
@@ -234,62 +235,130 @@ describe('guestlens df: what it cannot read is said, not hidden', function () {
   });
 });
 
-describe('guestlens df: a live image caught mid-write', function () {
-  this.timeout(120000);
+describe('guestlens df: damage, and images being written', function () {
+  this.timeout(180000);
 
-  it('reads the guest again when the metadata was torn, and reports the good numbers', async function () {
+  /** A 32 MiB ext4 (metadata_csum) raw image, and the kernel's statfs of it. */
+  async function ext4Image(name: string): Promise<{ image: string; dir: string }> {
+    const dir = scratchDir(name);
+    const image = join(dir, `${name}.raw`);
+    await sh('truncate', ['-s', '32M', image]);
+    await sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'metadata_csum', image]);
+    return { image, dir };
+  }
+
+  /** Flip a bit of a 16-bit field (a checksum), so it no longer matches. */
+  async function spoil(image: string, offset: number): Promise<void> {
+    const { openSync, readSync, writeSync, closeSync } = await import('node:fs');
+    const fd = openSync(image, 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, offset);
+    writeSync(fd, Buffer.from([b[0] ^ 0xff]), 0, 1, offset);
+    closeSync(fd);
+  }
+
+  it('a group-descriptor checksum mismatch is read as the kernel\'s read-only mount reads it: its numbers, and what was tolerated on stderr', async function () {
     const why = await loopMountUnavailable();
     if (why) {
       console.log(`      cannot run: ${why}`);
       this.skip();
     }
-    const dir = scratchDir('df-torn');
-    const image = join(dir, 'torn.raw');
-    await sh('truncate', ['-s', '32M', image]);
-    await sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'metadata_csum', image]);
+    const { image } = await ext4Image('gd-csum');
+    // Group descriptor 0 sits in block 1; bg_checksum is at byte 0x1E of it.
+    await spoil(image, 4096 + 0x1e);
     const kernel = await withKernelMount(image, {}, (m) => kernelStatfs(m.dir));
-    // Group descriptor 0 sits in block 1; bg_checksum is at byte 0x1E of it. A wrong
-    // checksum is what a reader sees when it catches a descriptor half-written.
-    const checksumAt = 4096 + 0x1e;
-    const { openSync, readSync, writeSync, closeSync, readdirSync, mkdirSync } = await import('node:fs');
-    const fd = openSync(image, 'r+');
-    const good = Buffer.alloc(2);
-    readSync(fd, good, 0, 2, checksumAt);
-    writeSync(fd, Buffer.from([good[0] ^ 0xff, good[1]]), 0, 2, checksumAt);
-    // The first attempt makes and removes an overlay in its TMPDIR: mend the image
-    // once that overlay is gone, i.e. after the first read failed.
-    const tmp = join(dir, 'tmp');
-    mkdirSync(tmp);
-    let sawOverlay = false;
-    let mended = false;
-    const watcher = setInterval(() => {
-      const overlays = readdirSync(tmp).filter((n) => n.startsWith('guestlens-overlay-'));
-      if (overlays.length) sawOverlay = true;
-      else if (sawOverlay && !mended) {
-        writeSync(fd, good, 0, 2, checksumAt);
-        mended = true;
-      }
-    }, 2);
-    try {
-      const r = await guestlens(['df', '--json', '--format', 'raw', image], { env: { TMPDIR: tmp } });
-      assert.ok(mended, 'the first attempt failed and the image was mended before a retry');
-      assert.equal(r.exitCode, 0, r.stderr);
-      const [row] = JSON.parse(r.stdout) as { bfree: number; blocks: number; ffree: number }[];
-      assert.deepEqual([row.blocks, row.bfree, row.ffree], [kernel.blocks, kernel.bfree, kernel.ffree]);
-    } finally {
-      clearInterval(watcher);
-      closeSync(fd);
+    const r = await guardImages([image], () => guestlens(['df', '--json', '--format', 'raw', image]));
+    assert.equal(r.exitCode, 0, r.stderr);
+    const [row] = JSON.parse(r.stdout) as { bfree: number; blocks: number; bavail: number; ffree: number; files: number; exact: boolean }[];
+    assert.deepEqual([row.blocks, row.bfree, row.bavail, row.files, row.ffree], [kernel.blocks, kernel.bfree, kernel.bavail, kernel.files, kernel.ffree]);
+    assert.equal(row.exact, true);
+    assert.match(r.stderr, /^guestlens: df: gd-csum\.raw:\/dev\/sda: group descriptor 0 \(byte offset 4096\) fails its checksum .*read anyway, as the kernel's read-only mount does/m);
+  });
+
+  it('damage on an image nobody writes is reported at once, naming the image and device once, never "retry"', async () => {
+    const { image } = await ext4Image('torn-forever');
+    // The superblock's own checksum (s_checksum, the last 4 bytes of it): the kernel refuses such a filesystem.
+    await spoil(image, 1024 + 0x3fc);
+    for (const args of [['--format', 'raw', image], [await toQcow2(image)]]) {
+      const r = await guardImages([args.at(-1)!], () => guestlens(['df', ...args]));
+      assert.equal(r.exitCode, 3, r.stderr);
+      const name = basename(args.at(-1)!);
+      assert.match(r.stderr, new RegExp(`^guestlens: df: ${name.replace('.', '\\.')}: /dev/sda: checksum mismatch in superblock \\(byte offset 1024\\)`));
+      assert.doesNotMatch(r.stderr, /guestlens-overlay|\.overlay\.qcow2/, 'the temporary overlay is never named');
+      assert.equal(r.stderr.split('/dev/sda').length, 2, `the device is named once: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /retry|being written|writing it/i);
     }
   });
 
-  it('gives up after a few attempts, naming the device and the checksum, exit 3', async () => {
-    const dir = scratchDir('df-torn-forever');
-    const image = join(dir, 'torn.raw');
-    await sh('truncate', ['-s', '32M', image]);
-    await sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-O', 'metadata_csum', image]);
-    await sh('dd', ['if=/dev/zero', `of=${image}`, 'bs=1', `seek=${4096 + 0x1e}`, 'count=2', 'conv=notrunc', 'status=none']);
+  it('an image a QEMU holds read-write is read again (after a refresh) and the message says who writes it', async () => {
+    const { image } = await ext4Image('torn-live');
+    await spoil(image, 1024 + 0x3fc);
+    const qcow2 = await toQcow2(image);
+    const holder = await startHolder('qsd writable', qcow2, 'qcow2');
+    try {
+      const r = await guestlens(['df', qcow2]);
+      assert.equal(r.exitCode, 3, r.stderr);
+      assert.match(r.stderr, /checksum mismatch in superblock .*\(.*torn-live\.qcow2 is in use read-write by qemu-storage-daemon \(pid \d+\); read 3 times\)/);
+    } finally {
+      await holder.stop();
+    }
+  });
+});
+
+describe('guestlens df: what is not there is said', function () {
+  this.timeout(120000);
+
+  it('a file with no filesystem at all (text, zeros) is reported on stderr with exit 3, not an empty answer', async () => {
+    const dir = scratchDir('df-nothing');
+    const { writeFileSync } = await import('node:fs');
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'just some text, not a disk\n'.repeat(100));
+    const zeros = join(dir, 'zeros.img');
+    await sh('truncate', ['-s', '16M', zeros]);
+    for (const image of [text, zeros]) {
+      const r = await guardImages([image], () => guestlens(['df', image]));
+      assert.equal(r.exitCode, 3, `${image}: ${r.stderr}`);
+      assert.equal(r.stdout.split('\n').length, 2, 'only the header');
+      assert.match(r.stderr, new RegExp(`df: ${basename(image).replace('.', '\\.')}: /dev/sda: no filesystem, partition table or volume that guestlens recognises was found`));
+    }
+  });
+
+  it('reads a filesystem over the whole disk whose boot sector has an empty MBR (LILO\'s 0x55AA), as libguestfs does', async function () {
+    const why = await loopMountUnavailable();
+    if (why) {
+      console.log(`      cannot run: ${why}`);
+      this.skip();
+    }
+    const dir = scratchDir('df-lilo');
+    const image = join(dir, 'lilo.img');
+    await sh('truncate', ['-s', '16M', image]);
+    await sh('mkfs.ext2', ['-q', '-F', '-L', 'lilo', image]);
+    await sh('dd', ['of=' + image, 'bs=1', 'seek=510', 'conv=notrunc', 'status=none'], { input: Buffer.from([0x55, 0xaa]) });
+    const blkid = await sh('blkid', ['-p', '-o', 'export', image]).catch((e: Error) => e.message);
+    assert.match(blkid, /PTTYPE=dos/);
+    const kernel = await withKernelMount(image, {}, (m) => kernelStatfs(m.dir));
     const r = await guestlens(['df', '--format', 'raw', image]);
-    assert.equal(r.exitCode, 3, r.stderr);
-    assert.match(r.stderr, /torn\.raw: \/dev\/sda: .*checksum/i);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout, dfHeader({ human: false, inodes: false, csv: false }) + dfRow('lilo.img', '/dev/sda', kernel, { human: false, inodes: false, csv: false }));
+  });
+
+  it('reads an ext4 marked test_fs (blkid says ext4dev) like any ext4, with the kernel\'s numbers', async function () {
+    const why = await loopMountUnavailable();
+    if (why) {
+      console.log(`      cannot run: ${why}`);
+      this.skip();
+    }
+    const dir = scratchDir('df-ext4dev');
+    const image = join(dir, 'dev.img');
+    await sh('truncate', ['-s', '32M', image]);
+    await sh('mkfs.ext4', ['-q', '-F', image]);
+    await sh('tune2fs', ['-E', 'test_fs', image]);
+    assert.match(await sh('blkid', ['-p', '-o', 'export', image]), /TYPE=ext4dev/);
+    const kernel = await withKernelMount(image, { fstype: 'ext4' }, (m) => kernelStatfs(m.dir));
+    const r = await guestlens(['df', '--json', '--format', 'raw', image]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const [row] = JSON.parse(r.stdout) as { fstype: string; blocks: number; bfree: number; ffree: number }[];
+    assert.equal(row.fstype, 'ext4dev');
+    assert.deepEqual([row.blocks, row.bfree, row.ffree], [kernel.blocks, kernel.bfree, kernel.ffree]);
   });
 });

@@ -4,17 +4,17 @@
  * A user mistake (missing file, locked image, corrupt structure) prints one
  * clear message; only a bug in guestlens prints a stack trace.
  */
+import { GuestlensError } from '@guestlens/block';
+
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_PARTIAL = 3;
 
 /** Wrong or missing arguments: exit 2 with a hint to --help. */
-export class UsageError extends Error {
-  readonly userFacing = true;
+export class UsageError extends GuestlensError {
   constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
+    super('EUSAGE', message);
   }
 }
 

@@ -115,7 +115,7 @@ describe('guestlens image', function () {
       assert.match(r.stderr, /outside the image's directory/);
       const none = await guestlens(['image', 'info', '--no-backing', top]);
       assert.equal(none.exitCode, 1);
-      assert.match(none.stderr, /backing policy "none"/);
+      assert.match(none.stderr, /backing policy is "none"/);
       const bad = await guestlens(['image', 'info', '--backing', 'sometimes', top]);
       assert.equal(bad.exitCode, 2);
     });

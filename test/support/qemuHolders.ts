@@ -32,6 +32,8 @@ export interface QemuHolder {
   /** Everything the process wrote so far (stdout and stderr). */
   output(): string;
   stop(): Promise<void>;
+  /** The NBD socket of holders that export one (qemu-storage-daemon, qemu-nbd). */
+  socket?: string;
 }
 
 function collect(child: Tracked): () => string {
@@ -101,7 +103,7 @@ export async function startHolder(kind: HolderKind, image: string, format: 'qcow
   }
   const child = startTracked(file, args, { input: true });
   const output = collect(child);
-  const holder: QemuHolder = { kind, child, pid: child.pid, command, output, stop: () => stop(child) };
+  const holder: QemuHolder = { kind, child, pid: child.pid, command, output, stop: () => stop(child), socket: kind.startsWith('qsd') || kind.startsWith('qemu-nbd') ? sock : undefined };
   if (readiness === 'qemu-io') {
     // qemu-io reads commands only once the image is open (locks taken).
     child.stdin!.write('length\n');

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 // Packages are imported when the command runs, not when the CLI starts (see cli/build.mjs).
 import type { DfRow, ImageSpec } from '@guestlens/inspect';
+import { BACKING_POLICIES, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js/policy';
 import { EXIT_ERROR, EXIT_PARTIAL, UsageError, describeError } from '../errors.ts';
 import { dfHeader, dfRow, guestDisplayName, type DfOutputOptions } from '../df/dfOutput.ts';
 import { forEachOrdered } from '../parallel.ts';
@@ -26,6 +27,7 @@ interface DfArgs {
   connect?: string;
   'domain-xml': string[];
   uuid: boolean;
+  backing?: string;
 }
 
 /** One guest to report on. */
@@ -66,11 +68,17 @@ export const dfCommand: CommandModule<object, DfArgs> = {
       .option('domain', { alias: 'd', type: 'string', array: true, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
       .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
       .option('domain-xml', { type: 'string', array: true, default: [], describe: 'a saved libvirt domain XML file' })
-      .option('uuid', { type: 'boolean', default: false, describe: 'name libvirt guests by UUID instead of name' }),
+      .option('uuid', { type: 'boolean', default: false, describe: 'name libvirt guests by UUID instead of name' })
+      .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' })
+      .epilog(
+        'Exit status: 0 when every filesystem was read; 3 when something could not be (a filesystem guestlens cannot read, damage, ' +
+          'or a guest in which no filesystem was found at all), each said on stderr; 1 when no guest could be read; 2 for a usage error.',
+      ),
   handler: async (args) => {
     if (args.csv && args.json) throw new UsageError('df: choose one of --csv and --json');
     if (args.csv && args['human-readable']) throw new UsageError('df: -h and --csv cannot be used together (CSV numbers are always plain)');
     if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new UsageError(`df: -P wants a whole number of guests, at least 1 (got ${args.parallel})`);
+    const backing = backingPolicy(args.backing);
     const jobs = await guestJobs(args);
     if (jobs.length === 0) {
       throw new UsageError('df: name at least one image (guestlens df IMAGE...), -a IMAGE, -d DOMAIN or --domain-xml FILE');
@@ -80,11 +88,12 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     const json: object[] = [];
     let failedGuests = 0;
     let problems = 0;
-    await forEachOrdered(jobs, args.parallel, runJob, (result) => {
+    await forEachOrdered(jobs, args.parallel, (job) => readGuest(job, backing), (result) => {
       if (result.failed) failedGuests++;
       problems += result.problems.length;
       for (const p of result.problems) process.stderr.write(`guestlens: df: ${result.name}: ${p}\n`);
       for (const row of result.rows) {
+        for (const w of row.warnings) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: ${w}\n`);
         if (!row.statfs.exact) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: figures may differ from the guest's: ${row.statfs.reason ?? 'inexact'}\n`);
         if (args.json) json.push(jsonRow(result.name, row));
         else process.stdout.write(dfRow(result.name, row.device, row.statfs, out));
@@ -123,48 +132,40 @@ function domainJob(domain: Domain, args: DfArgs): GuestJob {
   };
 }
 
-/** A live image can be caught mid-write; a guest whose only problems are retryable is read again this many times. */
-const ATTEMPTS = 3;
-const RETRY_DELAY_MS = 200;
-
-async function runJob(job: GuestJob): Promise<GuestResult> {
-  for (let attempt = 1; ; attempt++) {
-    const { result, retryable } = await readGuest(job);
-    if (!retryable || attempt >= ATTEMPTS) return result;
-    await new Promise((r) => setTimeout(r, RETRY_DELAY_MS));
-  }
+function backingPolicy(value: string | undefined): BackingPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (!isBackingPolicy(value)) throw new UsageError(`df: --backing ${value}: use one of ${BACKING_POLICIES.join(', ')}`);
+  return value;
 }
 
-async function readGuest(job: GuestJob): Promise<{ result: GuestResult; retryable: boolean }> {
-  const { guestDf, isRetryable, openGuest } = await import('@guestlens/inspect');
+/** Open the guest, read every filesystem (again after a refresh while the guest is live and reads were torn), close it. */
+async function readGuest(job: GuestJob, backing: BackingPolicy | undefined): Promise<GuestResult> {
+  const { openGuest, readGuestDf } = await import('@guestlens/inspect');
   const result: GuestResult = { name: job.name, rows: [], problems: [...job.unreadable], failed: false };
   if (job.images.length === 0) {
     result.problems.push('the domain has no disk guestlens can read');
     result.failed = true;
-    return { result, retryable: false };
+    return result;
   }
   let guest;
   try {
-    guest = await openGuest(job.images);
+    guest = await openGuest(job.images, { backing });
   } catch (err) {
     result.problems.push(err instanceof Error ? describeError(err) : String(err));
     result.failed = true;
-    return { result, retryable: isRetryable(err) };
+    return result;
   }
-  let retryable = false;
   try {
-    const df = await guestDf(guest);
+    const df = await readGuestDf(guest);
     result.rows = df.rows;
     for (const p of df.problems) result.problems.push(`${p.device}: ${p.message}`);
-    retryable = df.problems.some((p) => p.retryable);
   } catch (err) {
     result.problems.push(err instanceof Error ? describeError(err) : String(err));
     result.failed = true;
-    retryable = isRetryable(err);
   } finally {
     await guest.close().catch((err: unknown) => result.problems.push(`closing: ${err instanceof Error ? err.message : String(err)}`));
   }
-  return { result, retryable };
+  return result;
 }
 
 function jsonRow(guest: string, row: DfRow): object {

@@ -5,6 +5,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
+import { GuestlensError } from '@guestlens/block';
 import { UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
 
@@ -108,9 +109,12 @@ const catCommand: CommandModule<object, CatArgs> = {
     if (process.stdout.isTTY) throw new UsageError('refusing to write raw disk bytes to a terminal: redirect standard output to a file or a pipe');
     const offset = argv.offset === undefined ? 0 : parseByteCount(argv.offset, 'offset');
     const requested = argv.length === undefined ? undefined : parseByteCount(argv.length, 'length');
-    const { guestChunks, openImage } = await import('@guestlens/qcow2-js');
+    const { guestChunks, imageChain, openImage } = await import('@guestlens/qcow2-js');
     const source = await openImage(image, openOptions(argv));
     try {
+      // A format recognised but not read: refuse before writing a byte (its size is unknown, its bytes are not the guest's).
+      const unreadable = imageChain(source).find((layer) => !layer.readable);
+      if (unreadable) throw new GuestlensError('EOPNOTSUPP', `${unreadable.name}: is ${unreadable.unreadableReason ?? `in ${unreadable.format} format`}`);
       if (offset > source.size) throw new UsageError(`--offset ${offset} is past the end of the guest disk (${source.size} bytes)`);
       const length = requested ?? source.size - offset;
       if (offset + length > source.size) throw new UsageError(`--offset ${offset} --length ${length} runs past the end of the guest disk (${source.size} bytes)`);

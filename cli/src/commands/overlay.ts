@@ -4,7 +4,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 // createOverlay and friends load when the command runs (see cli/build.mjs).
-import { BACKING_POLICIES, isBackingPolicy, type BackingPolicy } from '@guestlens/overlay/policy';
+import { BACKING_POLICIES, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js/policy';
 import type { ChainEntry } from '@guestlens/overlay';
 import { UsageError } from '../errors.ts';
 import { printJson, println } from '../output.ts';

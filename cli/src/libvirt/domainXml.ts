@@ -4,6 +4,7 @@
  * reported by name as unsupported rather than dropped or crashed on.
  */
 import { XMLParser } from 'fast-xml-parser';
+import { GuestlensError } from '@guestlens/block';
 
 export interface DomainDisk {
   /** Path of the file or block device. */
@@ -31,11 +32,9 @@ export interface Domain {
   unsupported: UnsupportedDisk[];
 }
 
-export class DomainXmlError extends Error {
-  readonly userFacing = true;
+export class DomainXmlError extends GuestlensError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DomainXmlError';
+    super('EDOMAINXML', message);
   }
 }
 

@@ -1,15 +1,16 @@
 /**
  * The inspect package's errors. Every one is a user-facing message (a bad
  * image, a path that does not exist in the guest, a filesystem we cannot
- * read): the CLI prints it without a stack.
+ * read): the CLI prints it without a stack. All extend InspectError, which
+ * extends the one GuestlensError base (code, data, toJSON, retryable).
+ * Filesystem drivers' errors are in filesystems/errors.ts.
  */
+import { GuestlensError, type GuestlensErrorOptions } from '@guestlens/block';
 
 /** Base class: a problem with what is on the disk or what the user asked for, not a bug. */
-export class InspectError extends Error {
-  readonly userFacing = true;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
+export class InspectError extends GuestlensError {
+  constructor(message: string, code = 'EINSPECT', options: GuestlensErrorOptions = {}) {
+    super(code, message, options);
   }
 }
 
@@ -25,19 +26,7 @@ export class PartitionTableError extends InspectError {
     readonly offset: number,
     readonly reason: string,
   ) {
-    super(`${source}: partition table at byte offset ${offset}: ${reason}`);
-  }
-}
-
-/** A view (partition, volume) that would reach outside the source it is cut from. */
-export class SliceBoundsError extends InspectError {
-  constructor(
-    readonly source: string,
-    readonly offset: number,
-    readonly length: number,
-    readonly parentSize: number,
-  ) {
-    super(`${source}: a view of ${length} bytes at offset ${offset} runs past the end of its container (size ${parentSize})`);
+    super(`${source}: partition table at byte offset ${offset}: ${reason}`, 'EFSCORRUPTED', { data: { source, offset, reason } });
   }
 }
 
@@ -47,12 +36,17 @@ export class UnsupportedFilesystemError extends InspectError {
     readonly device: string,
     readonly type: string,
   ) {
-    super(
-      type === 'unknown'
-        ? `${device}: no filesystem guestlens recognises was found on this device`
-        : `${device}: guestlens cannot read ${type} filesystems (yet)`,
-    );
+    super(`${device}: ${describeUnsupported(type)}`, 'EOPNOTSUPP', { data: { device, type } });
   }
+
+  /** The reason without the device (for reports that name the device already). */
+  get detail(): string {
+    return describeUnsupported(this.type);
+  }
+}
+
+function describeUnsupported(type: string): string {
+  return type === 'unknown' ? 'no filesystem guestlens recognises was found on this device' : `guestlens cannot read ${type} filesystems (yet)`;
 }
 
 /** errno-style codes for failures to resolve a path inside the guest, named as the kernel would. */
@@ -69,8 +63,9 @@ const pathReasons: Record<GuestPathErrorCode, string> = {
 
 /** A path inside the guest that cannot be resolved or used as asked: names the guest path and the device. */
 export class GuestPathError extends InspectError {
+  declare readonly code: GuestPathErrorCode;
   constructor(
-    readonly code: GuestPathErrorCode,
+    code: GuestPathErrorCode,
     /** The path as the caller gave it. */
     readonly guestPath: string,
     /** The guest device holding the filesystem (/dev/sda1). */
@@ -78,7 +73,7 @@ export class GuestPathError extends InspectError {
     /** Extra detail (which component failed, what the symlink pointed to). */
     readonly detail?: string,
   ) {
-    super(`${device}:${guestPath}: ${pathReasons[code]}${detail ? ` (${detail})` : ''}`);
+    super(`${device}:${guestPath}: ${pathReasons[code]}${detail ? ` (${detail})` : ''}`, code, { data: { guestPath, device, ...(detail ? { detail } : {}) } });
   }
 }
 
@@ -88,7 +83,7 @@ export class GuestOpenError extends InspectError {
     readonly image: string,
     readonly reason: string,
   ) {
-    super(`${image}: ${reason}`);
+    super(`${image}: ${reason}`, 'EGUESTOPEN', { data: { image, reason } });
   }
 }
 
@@ -100,6 +95,8 @@ export class FileTooLargeError extends InspectError {
     readonly size: number,
     readonly limit: number,
   ) {
-    super(`${device}:${guestPath}: file is ${size} bytes, more than readFile accepts (${limit}); use createReadStream`);
+    super(`${device}:${guestPath}: file is ${size} bytes, more than readFile accepts (${limit}); use createReadStream`, 'EFBIG', { data: { device, guestPath, size, limit } });
   }
 }
+
+export { WindowBoundsError as SliceBoundsError } from '@guestlens/block';

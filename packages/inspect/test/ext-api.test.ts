@@ -47,17 +47,17 @@ describe('ext driver: API', function () {
     const data = await readFile(image);
     assert.equal(isExtSuperblock(data.subarray(1024, 2048)), true);
     assert.equal(isExtSuperblock(Buffer.alloc(1024)), false);
-    await assert.rejects(() => openExt(new MemorySource('zeros.img', Buffer.alloc(1 << 20))), (e: unknown) => e instanceof ExtError && /bad magic/.test(e.message) && /zeros\.img/.test(e.message));
-    await assert.rejects(() => openExt(new MemorySource('tiny.img', Buffer.alloc(100))), (e: unknown) => e instanceof ExtError && e.code === 'EINVAL');
+    await assert.rejects(() => openExt(new MemorySource(Buffer.alloc(1 << 20), 'zeros.img')), (e: unknown) => e instanceof ExtError && /bad magic/.test(e.message) && /zeros\.img/.test(e.message));
+    await assert.rejects(() => openExt(new MemorySource(Buffer.alloc(100), 'tiny.img')), (e: unknown) => e instanceof ExtError && e.code === 'EINVAL');
     // A truncated image: the superblock claims more blocks than the device has.
-    await assert.rejects(() => openExt(new MemorySource('truncated.img', data.subarray(0, 4 << 20))), (e: unknown) => e instanceof ExtError && /larger than the device/.test(e.message));
+    await assert.rejects(() => openExt(new MemorySource(data.subarray(0, 4 << 20), 'truncated.img')), (e: unknown) => e instanceof ExtError && /larger than the device/.test(e.message));
   });
 
   it('refuses an unknown incompatible feature by name', async () => {
     const image = await smallImage([], 'mkfs.ext2');
     const data = await readFile(image);
     data.writeUInt32LE(data.readUInt32LE(1024 + 0x60) | 0x1, 1024 + 0x60);
-    await assert.rejects(() => openExt(new MemorySource('compressed.img', data)), (e: unknown) => e instanceof ExtUnsupportedError && /compression/.test(e.message));
+    await assert.rejects(() => openExt(new MemorySource(data, 'compressed.img')), (e: unknown) => e instanceof ExtUnsupportedError && /compression/.test(e.message));
   });
 
   it('answers wrong use with errno-like codes and resolves "." and ".."', async () => {

@@ -41,7 +41,7 @@ describe('ext driver: hostile images', function () {
   it('an extent index pointing at its own block is an error, not a loop', async () => {
     const img = images.find((i) => i.name === 'ext4-csum-1k')!;
     const data = Buffer.from(img.data);
-    const fs = await ExtFilesystem.open(new MemorySource('self-loop.img', data), { replayJournal: false });
+    const fs = await ExtFilesystem.open(new MemorySource(data, 'self-loop.img'), { replayJournal: false });
     const ino = await fs.lookup(fs.rootIno, 'fragmented');
     assert.ok(ino);
     const inode = await readInode(fs.volume, ino);
@@ -51,7 +51,7 @@ describe('ext driver: hostile images', function () {
     const bs = fs.volume.blockSize;
     data.writeUInt16LE(1, child * bs + 6);
     data.writeUInt32LE(child, child * bs + 12 + 4);
-    const source = new MemorySource('self-loop.img', data, 10_000);
+    const source = new MemorySource(data, 'self-loop.img', undefined, undefined, 10_000);
     const hostile = await ExtFilesystem.open(source, { replayJournal: false });
     await assert.rejects(() => mapBlocks(hostile.volume, inode, 0, 4096), (err: unknown) => err instanceof ExtError);
     await assert.rejects(() => hostile.read(ino, 0, 4096), (err: unknown) => err instanceof ExtError && /extent/.test(err.message));
@@ -60,7 +60,7 @@ describe('ext driver: hostile images', function () {
   it('a directory record of length 0 and an absurd symlink length are typed errors', async () => {
     const img = images.find((i) => i.name === 'ext2-4k')!;
     const data = Buffer.from(img.data);
-    const fs = await ExtFilesystem.open(new MemorySource('hostile.img', data));
+    const fs = await ExtFilesystem.open(new MemorySource(data, 'hostile.img'));
     const dirIno = (await fs.lookup(fs.rootIno, 'dir'))!;
     const dirInode = await readInode(fs.volume, dirIno);
     const [run] = await mapBlocks(fs.volume, dirInode, 0, 1);
@@ -68,7 +68,7 @@ describe('ext driver: hostile images', function () {
     const linkIno = (await fs.lookup(fs.rootIno, 'slow-link'))!;
     const loc = inodeLocation(fs.volume, linkIno);
     data.writeUInt32LE(0x7fffffff, loc.block * fs.volume.blockSize + loc.offsetInBlock + 4);
-    const hostile = await ExtFilesystem.open(new MemorySource('hostile.img', data, 10_000));
+    const hostile = await ExtFilesystem.open(new MemorySource(data, 'hostile.img', undefined, undefined, 10_000));
     await assert.rejects(() => hostile.readdir(dirIno), (err: unknown) => err instanceof ExtError && err.code === 'EFSCORRUPTED' && /rec_len 0/.test(err.message));
     await assert.rejects(() => hostile.readlink(linkIno), (err: unknown) => err instanceof ExtError && /symlink/.test(err.message));
   });
@@ -79,7 +79,7 @@ describe('ext driver: hostile images', function () {
     data[1024 + 0x30] ^= 0xff; // s_wtime: only the checksum notices
     for (const live of [false, true]) {
       await assert.rejects(
-        () => ExtFilesystem.open(new MemorySource('torn.img', data), { live }),
+        () => ExtFilesystem.open(new MemorySource(data, 'torn.img'), { live }),
         (err: unknown) => err instanceof ExtError && err.code === 'EFSBADCRC' && /superblock/.test(err.message) && err.retryable === live && err.userFacing === true,
       );
     }

@@ -14,7 +14,7 @@ import { guardImages } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
 import { kernelStatfs, loopMountUnavailable, unmountAll, walkDriver, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
 import { HTREE_DIR, SPARSE_BIG_DATA, SPARSE_BIG_SIZE, VARIANTS, buildImage, makeSourceTree, pseudoRandom } from './extFixtures.ts';
-import { SliceSource } from '../src/volumes/slice.ts';
+import { BlockWindow as SliceSource } from '@guestlens/block';
 import { scratchDir } from '../../../test/support/scratch.ts';
 
 const MAX_HASH = 64 * 1024 * 1024;

@@ -10,7 +10,6 @@
  */
 import { join } from 'node:path';
 import { readFile, writeFile, mkdir, truncate, open as openFile, rm } from 'node:fs/promises';
-import { checkRange, type BlockSource, type Extent } from '@guestlens/qcow2-js';
 import { ExtError, ExtFilesystem } from '../src/filesystems/ext/index.ts';
 import { crc32c } from '../src/filesystems/ext/checksum.ts';
 import { descriptorBlockLocation, groupDescChecksum, hasGroupDescChecksum } from '../src/filesystems/ext/groupDescriptor.ts';
@@ -20,38 +19,13 @@ import { openJournal } from '../src/filesystems/ext/journal/index.ts';
 import { INCOMPAT, hasIncompat } from '../src/filesystems/ext/superblock.ts';
 import type { ExtVolume } from '../src/filesystems/ext/volume.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
+import { MemorySource, ReadBudgetExceeded } from '../../../test/support/memorySource.ts';
+import { Prng as Rng } from '../../../test/support/prng.ts';
 import { sh } from '../../../test/support/run.ts';
 import { mountImage } from '../../../test/support/kernel.ts';
 import type { Filesystem } from '../src/filesystems/filesystem.ts';
 
-/** A block source over a buffer, counting reads so a looping reader is caught. */
-export class MemorySource implements BlockSource {
-  reads = 0;
-  constructor(
-    readonly name: string,
-    private readonly data: Buffer,
-    private readonly readBudget = Infinity,
-  ) {}
-  get size(): number {
-    return this.data.length;
-  }
-  async read(offset: number, length: number): Promise<Buffer> {
-    checkRange(this, offset, length);
-    if (++this.reads > this.readBudget) throw new ReadBudgetExceeded(this.reads);
-    return Buffer.from(this.data.subarray(offset, offset + length));
-  }
-  async extent(offset: number, length: number): Promise<Extent> {
-    return { offset, length, kind: 'data' };
-  }
-  async refresh(): Promise<void> {}
-  async close(): Promise<void> {}
-}
-
-export class ReadBudgetExceeded extends Error {
-  constructor(reads: number) {
-    super(`more than ${reads - 1} block reads in one case: a loop in the reader`);
-  }
-}
+export { MemorySource, ReadBudgetExceeded };
 
 type RegionKind = 'superblock' | 'group descriptors' | 'inode' | 'extent block' | 'indirect block' | 'directory block' | 'journal block';
 
@@ -77,31 +51,13 @@ export interface FuzzStats {
   byKind: Record<string, number>;
 }
 
-/** xorshift32: reproducible from the seed printed with a failure. */
-export class Rng {
-  private x: number;
-  constructor(seed: number) {
-    this.x = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.x;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.x = x >>> 0;
-    return this.x;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-}
+export { Rng };
 
 const LIMITS = { maxReadBytes: 1 << 20, maxDirectoryBytes: 8 << 20, maxDirectoryEntries: 50_000, cacheBytes: 1 << 20 };
 
 /** The structures of a clean image worth mutating, found with the driver itself. */
 export async function findRegions(name: string, data: Buffer): Promise<Region[]> {
-  const fs = await ExtFilesystem.open(new MemorySource(name, data), { limits: LIMITS, replayJournal: false });
+  const fs = await ExtFilesystem.open(new MemorySource(data, name), { limits: LIMITS, replayJournal: false });
   const vol: ExtVolume = fs.volume;
   const sb = vol.sb;
   const bs = sb.blockSize;
@@ -300,7 +256,7 @@ export async function runFuzz(images: FuzzImage[], cases: number, seed: number):
   const failures: FuzzFailure[] = [];
   const stats: FuzzStats = { cases: 0, opened: 0, errorsByCode: {}, byKind: {} };
   const vols = new Map<string, ExtVolume>();
-  for (const img of images) vols.set(img.name, (await ExtFilesystem.open(new MemorySource(img.name, img.data), { replayJournal: false })).volume);
+  for (const img of images) vols.set(img.name, (await ExtFilesystem.open(new MemorySource(img.data, img.name), { replayJournal: false })).volume);
   for (let i = 0; i < cases; i++) {
     const caseSeed = (seed + i * 7919) >>> 0;
     const rng = new Rng(caseSeed);
@@ -315,7 +271,7 @@ export async function runFuzz(images: FuzzImage[], cases: number, seed: number):
     stats.cases++;
     stats.byKind[region.kind] = (stats.byKind[region.kind] ?? 0) + 1;
     try {
-      const { opened, errors } = await exercise(new MemorySource(img.name, img.data, 200_000));
+      const { opened, errors } = await exercise(new MemorySource(img.data, img.name, undefined, undefined, 200_000));
       if (opened) stats.opened++;
       for (const err of errors) {
         if (err instanceof ExtError) stats.errorsByCode[err.code] = (stats.errorsByCode[err.code] ?? 0) + 1;

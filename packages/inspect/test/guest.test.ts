@@ -34,7 +34,7 @@ import { guardImages } from '../../../test/support/imageGuard.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { sh } from '../../../test/support/run.ts';
 import { loopMountUnavailable, treeNodeOf, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
-import { MemorySource } from './support/memorySource.ts';
+import { MemorySource } from '../../../test/support/memorySource.ts';
 import { productTempEntries } from '../../../test/support/rootHooks.ts';
 import { startHolder } from '../../../test/support/qemuHolders.ts';
 

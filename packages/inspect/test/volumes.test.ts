@@ -11,11 +11,13 @@ import { copyFile, open, readFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { PartitionTableError, probeFilesystem, readPartitionTable, SliceBoundsError, SliceSource, type Partition, type PartitionTable } from '../src/index.ts';
+import { PartitionTableError, probeFilesystem, readPartitionTable, SliceBoundsError, type Partition, type PartitionTable } from '../src/index.ts';
+import { BlockWindow as SliceSource } from '@guestlens/block';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { sh } from '../../../test/support/run.ts';
-import { MemorySource } from './support/memorySource.ts';
+import { MemorySource } from '../../../test/support/memorySource.ts';
+import { Prng } from '../../../test/support/prng.ts';
 
 interface SfdiskPartition {
   node: string;
@@ -584,13 +586,9 @@ function repairGptCrcs(src: MemorySource): void {
   }
 }
 
+/** Uniform numbers in [0, 1) from the tests' one generator. */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
+

@@ -1,27 +1,31 @@
 /**
  * The locking package's errors. All are about the user's image or another
- * process's locks, never a bug of ours: `userFacing` makes the CLI print the
- * message alone, without a stack.
+ * process's locks, never a bug of ours: `userFacing` (from the GuestlensError
+ * base) makes the CLI print the message alone, without a stack.
  */
+import { GuestlensError } from '@guestlens/block';
 import type { PermissionName } from './permissions.ts';
 import type { LockHolder } from './lockRecords.ts';
 
-export class LockingError extends Error {
-  readonly userFacing = true;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
+export class LockingError extends GuestlensError {
+  constructor(message: string, code = 'ELOCKING') {
+    super(code, message);
   }
 }
 
-/** The path does not name something we can probe or lock: missing, a directory, a FIFO, unreadable... */
+/**
+ * The path does not name something we can probe or lock: missing, a
+ * directory, a FIFO, unreadable... `code` is the errno name where the system
+ * gave one, else what fits (EISDIR for a directory, EINVAL for an empty path
+ * or a file that cannot be an image).
+ */
 export class ImageOpenError extends LockingError {
   constructor(
     readonly path: string,
     readonly reason: string,
-    readonly code?: string,
+    code = 'EINVAL',
   ) {
-    super(`${quotePath(path)}: ${reason}`);
+    super(`${quotePath(path)}: ${reason}`, code);
   }
 }
 
@@ -39,7 +43,7 @@ export class LockConflictError extends LockingError {
     readonly role: 'use' | 'unshare',
     readonly holders: LockHolder[],
   ) {
-    super(`${qemuMessage}\n${describeHolders(holders, byte)}`);
+    super(`${qemuMessage}\n${describeHolders(holders, byte)}`, 'ELOCKCONFLICT');
   }
 }
 
@@ -56,7 +60,7 @@ export class LockByteError extends LockingError {
     readonly errno: number,
     readonly holders: LockHolder[] = [],
   ) {
-    super(holders.length > 0 ? `${qemuMessage}\n${describeHolders(holders, byte)}` : qemuMessage);
+    super(holders.length > 0 ? `${qemuMessage}\n${describeHolders(holders, byte)}` : qemuMessage, 'ELOCKBYTE');
   }
 
   withHolders(holders: LockHolder[]): LockByteError {

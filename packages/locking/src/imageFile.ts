@@ -61,7 +61,7 @@ export function statImage(path: string): ImageIdentity {
     throw openFailure(path, err, 'looking the image up');
   }
   const reason = nonImageReason(st);
-  if (reason) throw new ImageOpenError(path, reason);
+  if (reason) throw new ImageOpenError(path, reason, st.isDirectory() ? 'EISDIR' : 'EINVAL');
   return identityOf(st);
 }
 
@@ -80,8 +80,8 @@ export function openImage(path: string, expected: ImageIdentity = statImage(path
   try {
     const st = fstatSync(fd, { bigint: true });
     const reason = nonImageReason(st);
-    if (reason) throw new ImageOpenError(path, reason);
-    if (st.dev !== expected.dev || st.ino !== expected.ino) throw new ImageOpenError(path, 'was replaced while being opened; try again');
+    if (reason) throw new ImageOpenError(path, reason, st.isDirectory() ? 'EISDIR' : 'EINVAL');
+    if (st.dev !== expected.dev || st.ino !== expected.ino) throw new ImageOpenError(path, 'was replaced while being opened; try again', 'EAGAIN');
     return { fd, identity: identityOf(st) };
   } catch (err) {
     closeSync(fd);

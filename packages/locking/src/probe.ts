@@ -10,6 +10,7 @@ import { posixLockFd } from './imageLock.ts';
 import { covers, findLockRecords, type LockHolder, type LockRecord } from './lockRecords.ts';
 import { decodeByte, PERMISSIONS, PROBED_BYTES, type PermissionName } from './permissions.ts';
 import { verdictOf } from './verdict.ts';
+import { LockingError } from './errors.ts';
 
 export interface ByteState {
   byte: number;
@@ -58,7 +59,7 @@ export async function probe(path: string): Promise<ProbeResult> {
       try {
         conflicts.set(byte, testByte(fd, api, byte).conflict);
       } catch (err) {
-        if (err instanceof FcntlError) throw Object.assign(new Error(`${path}: cannot test lock byte ${byte}: ${err.message}`), { userFacing: true });
+        if (err instanceof FcntlError) throw new LockingError(`${path}: cannot test lock byte ${byte}: ${err.message}`, 'ELOCKTEST');
         throw err;
       }
     }

@@ -22,10 +22,10 @@ describe('locking: bad input gets a typed, clear error from probe and acquire', 
     symlinkSync(loop, loop);
     const file = join(dir, 'plain');
     writeFileSync(file, '');
-    const cases: Array<[string, string, string | undefined]> = [
+    const cases: Array<[string, string, string]> = [
       [join(dir, 'missing ü.qcow2'), 'no such file or directory', 'ENOENT'],
-      [dir, 'is a directory, not a disk image', undefined],
-      ['', 'empty path', undefined],
+      [dir, 'is a directory, not a disk image', 'EISDIR'],
+      ['', 'empty path', 'EINVAL'],
       [loop, 'too many levels of symbolic links', 'ELOOP'],
       [join(file, 'x'), 'a component of the path is not a directory', 'ENOTDIR'],
     ];

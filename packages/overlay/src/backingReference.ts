@@ -11,7 +11,12 @@
  * `-b` the string needs no comma doubling. Two additions, only when needed:
  * a block device is opened with the `host_device` driver (`file` refuses
  * one), and a qcow2 external data file gets its own locking-off node.
+ *
+ * Reading a backing name back is the reader's job (qcow2-js's
+ * resolveBackingName, the one parser of QEMU's backing names);
+ * `parseBackingReference` is the overlay's view of its answer.
  */
+import { flattenOptions, parseQemuJson, Qcow2Error, resolveBackingName } from '@guestlens/qcow2-js';
 
 /** QEMU keeps a qcow2 backing file name in at most 1023 bytes. */
 export const MAX_BACKING_NAME_BYTES = 1023;
@@ -36,63 +41,45 @@ export function backingJson(target: BackingTarget): string {
   return `json:${JSON.stringify(node)}`;
 }
 
-/** What a backing file name stored in an image refers to, as far as guestlens follows it. */
+/** What a backing file name stored in an image refers to, as far as the overlay's chain walk follows it. */
 export type BackingReference =
   | { kind: 'path'; path: string }
   | { kind: 'json'; path: string; format?: string; lockingOff: boolean; dataFile?: string; blockDevice: boolean }
   | { kind: 'unsupported'; reason: string };
 
 /**
- * Classify a backing file name the way QEMU reads it: `json:{...}` options,
- * a `protocol:` prefix (anything before the first ':' with no '/' in it), or
- * a plain path. Only local files are followed: json: references of the shape
- * `backingJson` writes (or a bare file node), `file:` prefixes and plain paths.
+ * Classify a backing file name the way QEMU reads it. Only local files are
+ * followed; json: options that change the chain itself (an explicit backing,
+ * a raw window) are not, because qemu-img info, which the walk also asks,
+ * would not see them.
  */
 export function parseBackingReference(name: string): BackingReference {
-  if (name.startsWith('json:')) return parseJsonReference(name.slice(5));
-  const colon = name.indexOf(':');
-  if (colon > 0 && !name.slice(0, colon).includes('/')) {
-    const protocol = name.slice(0, colon);
-    if (protocol === 'file') return { kind: 'path', path: name.slice(colon + 1) };
-    return { kind: 'unsupported', reason: `it uses the "${protocol}:" protocol, and guestlens only follows local files` };
-  }
-  return { kind: 'path', path: name };
-}
-
-function parseJsonReference(text: string): BackingReference {
-  let value: unknown;
+  let spec;
   try {
-    value = JSON.parse(text);
-  } catch {
-    return { kind: 'unsupported', reason: 'its json: options are not valid JSON' };
+    // An image path of '' keeps a relative name relative: the walk resolves it against the image's directory.
+    spec = resolveBackingName(name, '', undefined, '');
+  } catch (err) {
+    if (err instanceof Qcow2Error) return { kind: 'unsupported', reason: reasonOf(err.detail) };
+    throw err;
   }
-  if (!isObject(value)) return { kind: 'unsupported', reason: 'its json: options are not an object' };
-  // A bare protocol node: {"driver":"file","filename":...}
-  const bare = fileNode(value);
-  if (bare) return { kind: 'json', path: bare.filename, lockingOff: bare.lockingOff, blockDevice: bare.blockDevice };
-  const known = new Set(['driver', 'file', 'data-file']);
-  const extra = Object.keys(value).filter((k) => !known.has(k));
-  if (typeof value.driver !== 'string' || extra.length > 0) {
-    return { kind: 'unsupported', reason: `its json: options ${extra.length ? `(${extra.join(', ')}) ` : ''}are not a format node over a local file` };
-  }
-  const file = isObject(value.file) ? fileNode(value.file) : undefined;
-  if (!file) return { kind: 'unsupported', reason: 'its json: "file" is not a local file node' };
-  let dataFile: string | undefined;
-  if (value['data-file'] !== undefined) {
-    const df = isObject(value['data-file']) ? fileNode(value['data-file']) : undefined;
-    if (!df) return { kind: 'unsupported', reason: 'its json: "data-file" is not a local file node' };
-    dataFile = df.filename;
-  }
-  return { kind: 'json', path: file.filename, format: value.driver, lockingOff: file.lockingOff, dataFile, blockDevice: file.blockDevice };
+  if (!name.startsWith('json:')) return { kind: 'path', path: spec.filename };
+  if (spec.backing !== undefined) return { kind: 'unsupported', reason: 'its json: options replace the backing chain ("backing"), which guestlens does not follow' };
+  if (spec.offset !== undefined || spec.size !== undefined) return { kind: 'unsupported', reason: 'its json: options make a window of a raw file (offset/size), which guestlens does not follow' };
+  // How the file node is opened does not change the bytes, so the parser above leaves it out; the overlay reports it.
+  const options = flattenOptions(parseQemuJson(name.slice('json:'.length)) as Parameters<typeof flattenOptions>[0]);
+  const protocol = options.has('file.driver') ? 'file.' : '';
+  const locking = options.get(`${protocol}locking`);
+  return {
+    kind: 'json',
+    path: spec.filename,
+    format: spec.format,
+    lockingOff: locking === 'off' || locking === false,
+    dataFile: spec.dataFile,
+    blockDevice: options.get(`${protocol}driver`) === 'host_device',
+  };
 }
 
-function fileNode(v: Record<string, unknown>): { filename: string; lockingOff: boolean; blockDevice: boolean } | undefined {
-  if ((v.driver !== 'file' && v.driver !== 'host_device') || typeof v.filename !== 'string') return undefined;
-  const known = new Set(['driver', 'filename', 'locking']);
-  if (Object.keys(v).some((k) => !known.has(k))) return undefined;
-  return { filename: v.filename, lockingOff: v.locking === 'off' || v.locking === false, blockDevice: v.driver === 'host_device' };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** The reader's detail ("backing file "x" uses the "nbd" protocol; ...") as a reason after "which guestlens refuses: ". */
+function reasonOf(detail: string): string {
+  return detail.replace(/^backing file .*? (uses|sets|names|refers|is)\b/, 'it $1');
 }

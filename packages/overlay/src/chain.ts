@@ -1,17 +1,18 @@
 /**
  * Discovering an image's backing chain without opening anything it names
  * before the backing policy has judged it. One level at a time: read what the
- * level names from its header ourselves, check data files and extents, then
- * `qemu-img info -U -f FMT` that one file (which opens no backing file), check
- * its backing file, and only then go down a level.
+ * level names with the reader's own parsers (the qcow2 header, a VMDK
+ * descriptor), judge data files and extents with the one backing policy,
+ * learn the backing file (from the qcow2 header, or from `qemu-img info -U -f
+ * FMT` of that one file for other formats: it opens no backing file), judge
+ * it, and only then go down a level.
  */
 import { statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { IMAGE_FORMATS, isImageFormat } from '@guestlens/qcow2-js';
+import { BackingRefusedError, isQcow2Error, missingFileError, readNamedFiles, type BackingPolicyCheck, type NamedFiles } from '@guestlens/qcow2-js';
 import { parseBackingReference } from './backingReference.ts';
-import { BackingChainError, BackingRefusedError, ImageAccessError, UnsupportedFormatError } from './errors.ts';
-import { readNamedFiles } from './namedFiles.ts';
-import type { PolicyCheck } from './policy.ts';
+import { BackingChainError, ImageAccessError, UnsupportedFormatError } from './errors.ts';
+import { OVERLAY_FORMATS, isOverlayFormat } from './formats.ts';
 import { qemuImgInfo } from './qemuImg.ts';
 
 /** Deeper chains exist only by accident or malice; each level costs a qemu-img run. */
@@ -58,13 +59,15 @@ interface Level {
   format: string;
   formatFrom: ChainEntry['formatFrom'];
   referrer?: string;
+  /** The name the level above stores for this one. */
+  storedName?: string;
   lockingOff?: boolean;
   blockDevice?: boolean;
   /** A data file named by the json: reference that reached this level (it overrides the header's). */
   dataFile?: string;
 }
 
-export async function walkChain(top: ChainTop, policy: PolicyCheck): Promise<ChainEntry[]> {
+export async function walkChain(top: ChainTop, policy: BackingPolicyCheck): Promise<ChainEntry[]> {
   const chain: ChainEntry[] = [];
   const seen = new Map<string, string>();
   let level: Level | undefined = { path: top.path, format: top.format, formatFrom: top.formatFrom, blockDevice: top.blockDevice };
@@ -77,7 +80,7 @@ export async function walkChain(top: ChainTop, policy: PolicyCheck): Promise<Cha
   return chain;
 }
 
-async function walkLevel(level: Level, depth: number, top: ChainTop, policy: PolicyCheck, seen: Map<string, string>): Promise<{ entry: ChainEntry; next?: Level }> {
+async function walkLevel(level: Level, depth: number, top: ChainTop, policy: BackingPolicyCheck, seen: Map<string, string>): Promise<{ entry: ChainEntry; next?: Level }> {
   const by = level.referrer ?? top.image;
   let st: Stats;
   try {
@@ -85,7 +88,9 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
   } catch (error) {
     const err = error as NodeJS.ErrnoException;
     if (depth === 0) throw new ImageAccessError(top.image, err.code === 'ENOENT' ? 'no such file' : (err.message ?? String(err)));
-    throw new BackingChainError(by, `its backing file ${JSON.stringify(level.path)} cannot be opened (${err.code ?? err.message}); the chain is broken`);
+    // The reader says the same of a missing backing file (one answer, whoever asks).
+    const missing = missingFileError({ kind: 'backing', image: by, name: level.storedName ?? level.path, path: level.path }, err.code ?? err.message);
+    throw new BackingChainError(by, missing.message.slice(by.length + 2));
   }
   const inode = `${st.dev}:${st.ino}`;
   const loopsTo = seen.get(inode);
@@ -93,7 +98,7 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
   seen.set(inode, level.path);
 
   const dir = dirname(level.path);
-  const named = readNamedFiles(level.path, level.format);
+  const named = await namedFilesOf(level.path, level.format);
   const entry: ChainEntry = { depth, filename: level.path, format: level.format, formatFrom: level.formatFrom, virtualSize: 0 };
   if (level.lockingOff) entry.lockingOff = true;
   if (level.blockDevice) entry.blockDevice = true;
@@ -109,13 +114,13 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
     }
     entry.dataFile = resolve(dir, ref.path);
     entry.dataFileRaw = named.dataFileRaw;
-    await policy.check(level.path, 'external data file', entry.dataFile);
+    await policy.check({ kind: 'data-file', image: level.path, name: dataFileName, path: entry.dataFile });
   }
   if (named.extents?.length) {
     entry.extents = [];
     for (const name of named.extents) {
       const extent = resolve(dir, name);
-      await policy.check(level.path, 'VMDK extent file', extent);
+      await policy.check({ kind: 'extent', image: level.path, name, path: extent });
       entry.extents.push(extent);
     }
   }
@@ -123,8 +128,11 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
   let backing: string | undefined;
   let fullBacking: string | undefined;
   let backingFormat: string | undefined;
-  if (level.format === 'qcow2' && named.backing === undefined && named.virtualSize !== undefined) {
+  if (level.format === 'qcow2' && named.virtualSize !== undefined) {
+    // The header says it all: no qemu-img run for a qcow2 level.
     entry.virtualSize = named.virtualSize;
+    backing = named.backing;
+    backingFormat = named.backingFormat;
   } else if (level.format === 'raw' && st.isFile()) {
     entry.virtualSize = st.size;
   } else {
@@ -142,7 +150,7 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
   if (ref.kind === 'unsupported') throw new BackingRefusedError(level.path, backing, 'backing file', ref.reason);
   // QEMU resolves a plain relative name against the image's directory, a json: filename against the current one.
   const path = ref.kind === 'json' ? resolve(ref.path) : resolve(dir, ref.path);
-  await policy.check(level.path, 'backing file', path);
+  await policy.check({ kind: 'backing', image: level.path, name: backing, path, format: backingFormat });
 
   let format = ref.kind === 'json' ? ref.format : undefined;
   format ??= backingFormat;
@@ -155,8 +163,8 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
     format = stringField(probed, 'format') ?? 'raw';
     formatFrom = 'probed';
   }
-  if (!isImageFormat(format)) {
-    throw new UnsupportedFormatError(`${level.path} (backing file ${JSON.stringify(path)})`, format, IMAGE_FORMATS);
+  if (!isOverlayFormat(format)) {
+    throw new UnsupportedFormatError(`${level.path} (backing file ${JSON.stringify(path)})`, format, OVERLAY_FORMATS);
   }
   return {
     entry,
@@ -165,11 +173,22 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Pol
       format,
       formatFrom,
       referrer: level.path,
+      storedName: backing,
       lockingOff: ref.kind === 'json' ? ref.lockingOff : undefined,
       blockDevice: ref.kind === 'json' ? ref.blockDevice : undefined,
       dataFile: ref.kind === 'json' ? ref.dataFile : undefined,
     },
   };
+}
+
+/** What a level names, by the reader's parsers; a header they refuse is a broken chain, named by the level. */
+async function namedFilesOf(path: string, format: string): Promise<NamedFiles> {
+  try {
+    return await readNamedFiles(path, format);
+  } catch (err) {
+    if (isQcow2Error(err)) throw new BackingChainError(path, `${err.detail}${err.offset === undefined ? '' : ` (at offset ${err.offset})`}; its header cannot be read`);
+    throw err;
+  }
 }
 
 function stringField(info: Record<string, unknown>, key: string): string | undefined {

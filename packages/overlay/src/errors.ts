@@ -1,14 +1,17 @@
 /**
  * Everything that can go wrong making an overlay, as typed errors whose
  * message says what failed, for which image, and what the user can do.
+ * A refusal by the backing policy is the reader's BackingRefusedError (one
+ * policy, one error), re-exported here.
  */
+import { GuestlensError } from '@guestlens/block';
+
+export { BackingRefusedError } from '@guestlens/qcow2-js';
 
 /** Base class: every overlay error is meant for the user, not a bug report. */
-export class OverlayError extends Error {
-  readonly userFacing = true;
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
+export class OverlayError extends GuestlensError {
+  constructor(message: string, code = 'EOVERLAY') {
+    super(code, message);
   }
 }
 
@@ -70,18 +73,6 @@ export class FormatMismatchError extends OverlayError {
       `${image}: --format ${given} was given, but the image's header is ${found === 'raw' ? 'not that of any known format (it looks raw)' : `that of ${found}`}; ` +
         `give --format ${found}, or leave --format out to use what the header says`,
     );
-  }
-}
-
-/** The backing policy forbids a file the image (or one of its backing files) names. */
-export class BackingRefusedError extends OverlayError {
-  constructor(
-    readonly image: string,
-    readonly named: string,
-    readonly role: string,
-    reason: string,
-  ) {
-    super(`${image} names ${role} ${JSON.stringify(named)}, which guestlens refuses: ${reason}`);
   }
 }
 

@@ -6,21 +6,22 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
-import { IMAGE_FORMATS, isImageFormat, probeFormat, readProbeBytesSync, type ImageFormat } from '@guestlens/qcow2-js';
+import { probeFormat, readProbeBytesSync, type ProbeBytes } from '@guestlens/qcow2-js';
 import { FormatMismatchError, ImageAccessError, UnsupportedFormatError } from './errors.ts';
+import { OVERLAY_FORMATS, describeUnreadable, isOverlayFormat, type OverlayFormat } from './formats.ts';
 
 export interface ImageTarget {
   /** As the user wrote it, for messages. */
   image: string;
   /** Absolute path: what the overlay's backing reference names. */
   path: string;
-  format: ImageFormat;
+  format: OverlayFormat;
   formatFrom: 'given' | 'probed';
   blockDevice: boolean;
 }
 
 export async function resolveImage(image: string, format?: string): Promise<ImageTarget> {
-  if (format !== undefined && !isImageFormat(format)) throw new UnsupportedFormatError(image, format, IMAGE_FORMATS);
+  if (format !== undefined && !isOverlayFormat(format)) throw new UnsupportedFormatError(image, format, OVERLAY_FORMATS);
   if (image === '') throw new ImageAccessError(image, 'empty image path');
   const path = resolve(image);
   // Synchronous: a stat and two 512-byte reads cost less than their thread-pool round trips.
@@ -33,15 +34,18 @@ export async function resolveImage(image: string, format?: string): Promise<Imag
   if (st.isDirectory()) throw new ImageAccessError(image, 'is a directory, not a disk image');
   const blockDevice = st.isBlockDevice();
   if (!st.isFile() && !blockDevice) throw new ImageAccessError(image, 'is not a regular file or block device (a FIFO, socket or character device cannot back an overlay)');
-  let probe: { head: Buffer; tail: Buffer };
+  let probe: ProbeBytes;
   try {
     probe = readProbeBytesSync(path);
   } catch (err) {
     throw accessError(image, err as NodeJS.ErrnoException);
   }
   const { head, tail } = probe;
-  const probed = probeFormat(head, blockDevice ? undefined : tail);
-  if (format === undefined) return { image, path, format: probed, formatFrom: 'probed', blockDevice };
+  const probed = probeFormat(head, blockDevice ? undefined : tail, path);
+  if (format === undefined) {
+    if (!isOverlayFormat(probed)) throw new ImageAccessError(image, `is ${describeUnreadable(probed) ?? `in ${probed} format, which guestlens cannot read`}`);
+    return { image, path, format: probed, formatFrom: 'probed', blockDevice };
+  }
   if (format !== 'raw' && format !== probed) throw new FormatMismatchError(image, format, probed);
   return { image, path, format, formatFrom: 'given', blockDevice };
 }

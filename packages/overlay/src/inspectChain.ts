@@ -5,7 +5,7 @@
 import { walkChain, type ChainEntry } from './chain.ts';
 import { OverlayError } from './errors.ts';
 import { resolveImage } from './imageTarget.ts';
-import { BACKING_POLICIES, isBackingPolicy, PolicyCheck, type BackingPolicy } from './policy.ts';
+import { BACKING_POLICIES, BackingPolicyCheck, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js';
 import { ensureQemuImg } from './qemuImg.ts';
 
 export interface InspectChainOptions {
@@ -20,5 +20,5 @@ export async function inspectChain(image: string, opts: InspectChainOptions = {}
   if (!isBackingPolicy(policyName)) throw new OverlayError(`unknown backing policy "${String(policyName)}"; use one of ${BACKING_POLICIES.join(', ')}`);
   const target = await resolveImage(image, opts.format);
   await ensureQemuImg();
-  return walkChain(target, await PolicyCheck.for(policyName, target.path));
+  return walkChain(target, await BackingPolicyCheck.for(policyName, target.path));
 }

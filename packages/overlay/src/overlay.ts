@@ -11,7 +11,7 @@ import { backingJson, MAX_BACKING_NAME_BYTES } from './backingReference.ts';
 import { walkChain, type ChainEntry } from './chain.ts';
 import { ImageAccessError, OverlayError, QemuImgError } from './errors.ts';
 import { resolveImage } from './imageTarget.ts';
-import { BACKING_POLICIES, isBackingPolicy, PolicyCheck, type BackingPolicy } from './policy.ts';
+import { BACKING_POLICIES, BackingPolicyCheck, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js';
 import { makePrivateDir, release, removePrivateDir } from './privateDir.ts';
 import { ensureQemuImg, runQemuImg } from './qemuImg.ts';
 
@@ -57,7 +57,7 @@ export async function createOverlay(image: string, opts: OverlayOptions = {}): P
     await qemuImgReady;
     throw err;
   };
-  const chain = await walkChain(target, await PolicyCheck.for(policyName, target.path)).catch(explained);
+  const chain = await walkChain(target, await BackingPolicyCheck.for(policyName, target.path)).catch(explained);
   const backing = backingJson({ format: target.format, filename: target.path, blockDevice: target.blockDevice, dataFile: chain[0].dataFile });
   const backingBytes = Buffer.byteLength(backing);
   if (backingBytes > MAX_BACKING_NAME_BYTES) {

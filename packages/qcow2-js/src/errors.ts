@@ -8,22 +8,29 @@
  * not written yet, a table read while being rewritten): calling `refresh()`
  * and reading again may succeed. Header-level problems are never retryable.
  */
+import { GuestlensError } from '@guestlens/block';
 
 export type Qcow2ErrorKind =
   /** Not a readable image at all: bad magic, truncated header, impossible header fields. */
   | 'format'
   /** Metadata that contradicts itself or the file: unaligned or out-of-file offsets, undecodable compressed data. */
   | 'corrupt'
-  /** A valid image using something guestlens does not read: encryption, unknown features, network backing files. */
+  /** A valid image using something guestlens does not read: encryption, unknown features, network backing files, a format without a reader. */
   | 'unsupported'
   /** The backing chain or external data file cannot or may not be followed. */
   | 'chain'
   /** A request beyond the reader's limits. */
   | 'limit';
 
-export class Qcow2Error extends Error {
-  readonly userFacing = true;
-  readonly retryable: boolean;
+const CODES: Record<Qcow2ErrorKind, string> = {
+  format: 'EIMAGEFORMAT',
+  corrupt: 'EFSCORRUPTED',
+  unsupported: 'EOPNOTSUPP',
+  chain: 'EIMAGECHAIN',
+  limit: 'EFBIG',
+};
+
+export class Qcow2Error extends GuestlensError {
   constructor(
     readonly kind: Qcow2ErrorKind,
     /** The image (path as opened) whose structure is at fault. */
@@ -32,11 +39,12 @@ export class Qcow2Error extends Error {
     readonly detail: string,
     /** Byte offset in the image file (or for chain errors, undefined). */
     readonly offset?: number,
-    options: { retryable?: boolean; hint?: string } = {},
+    options: { retryable?: boolean; hint?: string; message?: string } = {},
   ) {
-    super(formatMessage(image, detail, offset, options.hint));
-    this.name = 'Qcow2Error';
-    this.retryable = options.retryable ?? false;
+    super(CODES[kind], options.message ?? formatMessage(image, detail, offset, options.hint), {
+      retryable: options.retryable ?? false,
+      data: { kind, image, detail, ...(offset === undefined ? {} : { offset }) },
+    });
   }
 }
 
@@ -49,11 +57,13 @@ export function formatError(image: string, detail: string, offset?: number, hint
   return new Qcow2Error('format', image, detail, offset, { hint });
 }
 
-const CORRUPT_HINT = 'the image is corrupt, or a running VM is changing it (refresh and read again)';
-
-/** Metadata inconsistent with itself or the file. Retryable: a live image may have been read mid-update. */
+/**
+ * Metadata inconsistent with itself or the file. Retryable: a live image may
+ * have been read mid-update. Whether it is live is the caller's to judge (the
+ * guest layer asks the locking probe), so the message does not guess.
+ */
 export function corruptError(image: string, detail: string, offset?: number): Qcow2Error {
-  return new Qcow2Error('corrupt', image, detail, offset, { retryable: true, hint: CORRUPT_HINT });
+  return new Qcow2Error('corrupt', image, detail, offset, { retryable: true, hint: 'the image is corrupt, or was changed while it was read' });
 }
 
 export function unsupportedError(image: string, detail: string, offset?: number, hint?: string): Qcow2Error {

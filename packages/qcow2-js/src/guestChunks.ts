@@ -5,7 +5,7 @@
  * garbage piles up between collections), and ranges the extent map says are
  * zeros are never read nor decompressed.
  */
-import { readInto, type BlockSource } from './blockSource.ts';
+import { readInto, type BlockSource } from '@guestlens/block';
 import { sharedBuffer } from './bufferPool.ts';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;

@@ -1,36 +1,55 @@
 /**
- * Which driver reads which probed type. Adding a filesystem is one line here
- * and a folder beside ext/; the guest API never names a driver itself.
+ * Which driver reads which probed type: one line per driver. Adding a
+ * filesystem is a folder beside ext/ and a line here; the guest API never
+ * names a driver itself. A driver for filesystems that span devices (btrfs)
+ * says how its devices are grouped and opens them together.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
 import { UnsupportedFilesystemError } from '../errors.ts';
-import type { Filesystem } from './filesystem.ts';
-import { openExt } from './ext/index.ts';
+import type { ProbeResult } from '../probe/result.ts';
+import type { Filesystem, FilesystemOpenOptions } from './filesystem.ts';
+import { EXT_TYPES } from './ext/layout.ts';
 
-export type FilesystemOpener = (source: BlockSource) => Promise<Filesystem>;
+export type FilesystemOpener = (source: BlockSource, options?: FilesystemOpenOptions) => Promise<Filesystem>;
 
-// Any image may be live (a VM writing it while we read through the overlay):
-// ext opens in live mode, so a checksum mismatch is a retryable error.
-const openExtLive: FilesystemOpener = (source) => openExt(source, { live: true });
+export interface FilesystemDriver {
+  /** blkid TYPEs this driver reads. */
+  readonly types: readonly string[];
+  readonly open: FilesystemOpener;
+  /**
+   * For filesystems on several devices: the key the devices of one
+   * filesystem share (btrfs's fsid), how many devices it has, and the opener
+   * over all of them (in any order).
+   */
+  readonly multiDevice?: {
+    key(probe: ProbeResult): string | undefined;
+    open(sources: BlockSource[], options?: FilesystemOpenOptions): Promise<Filesystem>;
+  };
+}
 
-const drivers: ReadonlyMap<string, FilesystemOpener> = new Map<string, FilesystemOpener>([
-  ['ext2', openExtLive],
-  ['ext3', openExtLive],
-  ['ext4', openExtLive],
-]);
+const ext: FilesystemDriver = {
+  types: EXT_TYPES,
+  open: async (source, options) => (await import('./ext/index.ts')).openExt(source, options),
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext];
+
+export function driverForType(type: string): FilesystemDriver | undefined {
+  return DRIVERS.find((d) => d.types.includes(type));
+}
 
 /** The probed types (blkid's TYPE) guestlens can open. */
 export function supportedFilesystemTypes(): string[] {
-  return [...drivers.keys()];
+  return DRIVERS.flatMap((d) => d.types);
 }
 
 export function driverFor(type: string): FilesystemOpener | undefined {
-  return drivers.get(type);
+  return driverForType(type)?.open;
 }
 
 /** Open the filesystem of probed type `type` on `source`; `device` names it in the error when no driver exists. */
-export async function openFilesystem(type: string, source: BlockSource, device: string): Promise<Filesystem> {
-  const open = drivers.get(type);
-  if (!open) throw new UnsupportedFilesystemError(device, type);
-  return open(source);
+export async function openFilesystem(type: string, source: BlockSource, device: string, options: FilesystemOpenOptions = { live: true }): Promise<Filesystem> {
+  const driver = driverForType(type);
+  if (!driver) throw new UnsupportedFilesystemError(device, type);
+  return driver.open(source, options);
 }

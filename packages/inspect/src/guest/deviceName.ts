@@ -1,8 +1,9 @@
 /**
- * Device names as libguestfs shows them inside its appliance: disks in the
- * order given are /dev/sda, /dev/sdb, ... /dev/sdz, /dev/sdaa, ... (the
- * kernel's sd_format_disk_name: bijective base 26), partitions append their
- * number (/dev/sda1, /dev/sdb5).
+ * Device names as libguestfs shows them inside its appliance, in one place:
+ * disks in the order given are /dev/sda, /dev/sdb, ... /dev/sdz, /dev/sdaa,
+ * ... (the kernel's sd_format_disk_name: bijective base 26), partitions
+ * append their number (/dev/sda1, /dev/sdb5), LVM logical volumes are
+ * /dev/VG/LV, btrfs subvolumes btrfsvol:DEVICE/PATH.
  */
 
 /** "a" for 0, "z" for 25, "aa" for 26, "zz" for 701, "aaa" for 702. */
@@ -32,4 +33,19 @@ export function partitionDevice(diskIndex: number, partitionNumber: number): str
  */
 export function canonicalDeviceName(name: string): string {
   return name.replace(/^\/dev\/(?:[hv]d|xvd)([a-z]+)(\d*)$/, '/dev/sd$1$2');
+}
+
+/** An LVM logical volume as libguestfs names it. */
+export function lvDevice(vg: string, lv: string): string {
+  return `/dev/${vg}/${lv}`;
+}
+
+/** A btrfs subvolume as virt-df and virt-inspector name it. */
+export function btrfsSubvolumeDevice(device: string, subvolume: string): string {
+  return `btrfsvol:${device}/${subvolume.replace(/^\/+/, '')}`;
+}
+
+/** "disk.qcow2 partition 2": the name of a partition's view in error messages. */
+export function partitionSourceName(diskName: string, partitionNumber: number): string {
+  return `${diskName} partition ${partitionNumber}`;
 }

@@ -4,13 +4,15 @@
  * through a throw-away qcow2 overlay (safe while a VM holds the image: the
  * overlay opens it with locking off) and reads the overlay with its chain
  * through qcow2-js; without the overlay, qcow2-js reads the image directly.
- * Every file is opened read-only either way.
+ * Every file is opened read-only either way, and the backing policy (one
+ * implementation, qcow2-js's) judges every file an image names.
  */
-import { createOverlay, type BackingPolicy } from '@guestlens/overlay';
-import { openImage, Qcow2Image, type BlockSource, type OpenImageOptions } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
+import { createOverlay } from '@guestlens/overlay';
+import { formatDriver, openImage, type BackingPolicyName } from '@guestlens/qcow2-js';
 import { GuestOpenError } from '../errors.ts';
 
-export type { BackingPolicy } from '@guestlens/overlay';
+export type BackingPolicy = BackingPolicyName;
 
 export interface ImageSpec {
   path: string;
@@ -24,6 +26,8 @@ export interface OpenedImage {
   source: BlockSource;
   /** The format the image was read as. */
   format: string;
+  /** The file the user named (for liveness checks: who holds it, did it change); undefined for sources not backed by a file. */
+  path?: string;
   /** Release everything opened for this image (file descriptors, the overlay). */
   close(): Promise<void>;
 }
@@ -39,21 +43,18 @@ export interface ImageOpenOptions {
 
 export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promise<OpenedImage>;
 
-/** qcow2-js's name for each of the overlay package's backing policies. */
-const READER_POLICY: Record<BackingPolicy, NonNullable<OpenImageOptions['backingPolicy']>> = {
-  allow: 'follow',
-  'same-dir': 'same-directory',
-  none: 'none',
-};
-
 export const openImageDefault: ImageOpener = async (image, options) => {
   if (options.overlay) return openThroughOverlay(image, options);
   const format = image.format;
-  if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
+  if (format !== undefined && !formatDriver(format)?.open) {
     throw new GuestOpenError(image.path, `${format} images can only be read through an overlay (guestlens reads qcow2 and raw itself); leave the overlay on`);
   }
-  const source = await openImage(image.path, { format, backingPolicy: READER_POLICY[options.backing ?? 'allow'] });
-  return { source, format: source instanceof Qcow2Image ? 'qcow2' : 'raw', close: () => source.close() };
+  const source = await openImage(image.path, { format, backingPolicy: options.backing ?? 'allow' });
+  if (!source.readable) {
+    await source.close();
+    throw new GuestOpenError(image.path, `is ${source.unreadableReason ?? `in ${source.format} format, which guestlens cannot read`}`);
+  }
+  return { source, format: source.format, path: image.path, close: () => source.close() };
 };
 
 async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): Promise<OpenedImage> {
@@ -62,8 +63,13 @@ async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): 
   let source: BlockSource | undefined;
   try {
     // The overlay names the image in a json: backing reference that was checked above; follow it.
-    source = await openImage(overlay.path, { format: 'qcow2', backingPolicy: 'follow' });
+    // Errors name the user's image, never the temporary overlay.
+    const top = await openImage(overlay.path, { format: 'qcow2', backingPolicy: 'allow', name: image.path });
+    source = top;
+    const unreadable = top.backing && !top.backing.readable ? top.backing : undefined;
+    if (unreadable) throw new GuestOpenError(image.path, `is ${unreadable.unreadableReason ?? `in ${unreadable.format} format, which guestlens cannot read`}`);
   } catch (err) {
+    await source?.close();
     await overlay.close();
     throw err;
   }
@@ -71,6 +77,7 @@ async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): 
   return {
     source: opened,
     format: overlay.format,
+    path: image.path,
     async close() {
       try {
         await opened.close();

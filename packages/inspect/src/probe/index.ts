@@ -3,7 +3,7 @@
  * order where a stronger signature is tried before a weaker one (the FAT
  * probe accepts little more than a jump byte, so it comes after NTFS).
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
 import { probeBtrfs } from './btrfs.ts';
 import { probeExt } from './ext.ts';
 import { probeLvm2 } from './lvm2.ts';

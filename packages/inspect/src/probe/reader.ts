@@ -4,14 +4,13 @@
  * cached per call; a read past the end of the device is "no signature here",
  * not an error.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import { BoundedLru, type BlockSource } from '@guestlens/block';
 
 /** Probes read at most this much in one request (a FAT32 cluster is at most 64 KiB). */
 const MAX_READ = 256 * 1024;
 
 export class ProbeReader {
-  private readonly cache = new Map<string, Buffer>();
-  private cachedBytes = 0;
+  private readonly cache = new BoundedLru<string, Buffer>(4 * MAX_READ, (b) => b.length);
 
   constructor(readonly source: BlockSource) {}
 
@@ -27,12 +26,7 @@ export class ProbeReader {
     const hit = this.cache.get(key);
     if (hit) return hit;
     const buf = await this.source.read(offset, length);
-    if (this.cachedBytes + length > 4 * MAX_READ) {
-      this.cache.clear();
-      this.cachedBytes = 0;
-    }
     this.cache.set(key, buf);
-    this.cachedBytes += length;
     return buf;
   }
 }

@@ -6,7 +6,7 @@
  * it is used, so a hostile header cannot make us allocate or read much.
  */
 import { crc32 } from 'node:zlib';
-import { toSafeNumber, type BlockSource } from '@guestlens/qcow2-js';
+import { toSafeNumber, type BlockSource } from '@guestlens/block';
 import { PartitionTableError } from '../errors.ts';
 import { formatGuid, isZeroGuid } from './guid.ts';
 import type { Partition, PartitionTable } from './partition.ts';

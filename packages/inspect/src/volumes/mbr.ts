@@ -8,7 +8,7 @@
  * are dropped, ones running past it truncated; an EBR chain that loops or
  * runs on is cut.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
 import { MAX_PARTITIONS, type Partition, type PartitionTable } from './partition.ts';
 
 const MBR_SIZE = 512;

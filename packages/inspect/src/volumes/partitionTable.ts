@@ -6,7 +6,7 @@
  * disk (libblkid makes the same distinction). Anything else: no partition
  * table, and the whole device is probed as one filesystem.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
 import { PartitionTableError } from '../errors.ts';
 import { isFatBootSector } from '../probe/vfat.ts';
 import { hasNtfsSignature } from '../probe/ntfs.ts';

@@ -10,8 +10,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { openImage, Qcow2Image, type BlockSource } from '../../src/index.ts';
-import { MemorySource } from './memorySource.ts';
+import { openImage, Qcow2Image, RawImage } from '../../src/index.ts';
+import { MemorySource } from '../../../../test/support/memorySource.ts';
 import { makeRaw, MiB, prng, qemuImg, qemuIo } from './qemu.ts';
 
 export interface Seed {
@@ -161,7 +161,7 @@ export async function runCase(data: Buffer, backing: Buffer | undefined, name: s
   let bytes = 0;
   try {
     image = await Qcow2Image.open(new MemorySource(data, name), { name });
-    if (backing) image.backing = new MemorySource(backing, `${name}.backing`) as BlockSource;
+    if (backing) image.backing = new RawImage(new MemorySource(backing, `${name}.backing`));
     const readAll = async (img: Qcow2Image) => {
       const end = Math.min(img.size, READ_WINDOW);
       for (let off = 0; off < end; off += READ_CHUNK) bytes += (await img.read(off, Math.min(READ_CHUNK, end - off))).length;

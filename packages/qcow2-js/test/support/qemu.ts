@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openImage, type BlockSource, type OpenImageOptions } from '../../src/index.ts';
+import { openImage, type OpenImageOptions } from '../../src/index.ts';
+import { type BlockSource } from '@guestlens/block';
 import { guardImages } from '../../../../test/support/imageGuard.ts';
 import { sh } from '../../../../test/support/run.ts';
 import { scratchDir } from '../../../../test/support/scratch.ts';
@@ -45,18 +46,8 @@ export async function qemuInfoChain(image: string): Promise<QemuInfo[]> {
   return JSON.parse(await qemuImg(['info', '--output=json', '--backing-chain', image])) as QemuInfo[];
 }
 
-/** A small deterministic PRNG (xorshift32), so a failing fixture can be rebuilt exactly. */
-export function prng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+export { prng } from '../../../../test/support/prng.ts';
+import { prng } from '../../../../test/support/prng.ts';
 
 const WORDS = ['guest', 'disk', 'cluster', 'qcow2', 'backing', 'the', 'of', 'kernel', 'inode', 'block', 'refcount', 'sector', '\n', 'lorem', 'ipsum', '0000'];
 

@@ -5,7 +5,9 @@
  * of the device, as the kernel sees it after mounting. refresh() throws all of
  * that away and opens again.
  */
-import { readInto, type BlockSource } from '@guestlens/qcow2-js';
+import { BoundedLru, type BlockSource } from '@guestlens/block';
+import { decodeName } from '../names.ts';
+import { readRuns } from '../runs.ts';
 import type { DirEntry, FileStat, Filesystem, StatFs } from '../filesystem.ts';
 import { ExtError, ExtUnsupportedError } from './errors.ts';
 import { readGroupDescriptors } from './groupDescriptor.ts';
@@ -61,11 +63,16 @@ export interface ExtMountState {
 const PATH_MAX = 4096;
 const ROOT_INO = 2;
 
+interface Directory {
+  entries: RawDirEntry[];
+  byName?: Map<string, number>;
+}
+
 interface State {
   vol: ExtVolume;
   mount: ExtMountState;
-  dirCache: Map<number, { entries: RawDirEntry[]; byName?: Map<string, number> }>;
-  dirCacheEntries: number;
+  /** Recently listed directories, bounded by their total entry count. */
+  dirCache: BoundedLru<number, Directory>;
 }
 
 export class ExtFilesystem implements Filesystem {
@@ -91,6 +98,9 @@ export class ExtFilesystem implements Filesystem {
   }
   get uuid(): string | undefined {
     return formatUuid(this.state.vol.sb.s_uuid);
+  }
+  get warnings(): readonly string[] {
+    return this.state.vol.tolerated;
   }
   /** Internals for diagnostics and tests: superblock, group descriptors, replay outcome. */
   get volume(): ExtVolume {
@@ -134,7 +144,7 @@ export class ExtFilesystem implements Filesystem {
     if (hasRoCompat(after, RO_COMPAT.ORPHAN_PRESENT)) {
       mount.inexactReasons.push('the orphan file lists inodes that would be cleaned up at mount, which guestlens does not model');
     }
-    return { vol, mount, dirCache: new Map(), dirCacheEntries: 0 };
+    return { vol, mount, dirCache: new BoundedLru<number, Directory>(DIR_CACHE_ENTRIES, (d) => d.entries.length) };
   }
 
   async refresh(): Promise<void> {
@@ -265,26 +275,15 @@ export class ExtFilesystem implements Filesystem {
     return (nul < 0 ? bytes : bytes.subarray(0, nul)).toString('utf8');
   }
 
-  private async directory(ino: number): Promise<{ entries: RawDirEntry[]; byName?: Map<string, number> }> {
+  private async directory(ino: number): Promise<Directory> {
     const state = this.state;
     const cached = state.dirCache.get(ino);
-    if (cached) {
-      state.dirCache.delete(ino);
-      state.dirCache.set(ino, cached);
-      return cached;
-    }
+    if (cached) return cached;
     const inode = await readInode(state.vol, ino);
     if ((inode.i_mode & S_IFMT) !== S_IFDIR) throw new ExtError('ENOTDIR', state.vol.image, `inode ${ino} is a ${fileTypeOfMode(inode.i_mode)}, not a directory`);
     const entries = await readDirectoryEntries(state.vol, inode);
-    const dir = { entries };
-    // Keep recently listed directories, bounded by their total entry count.
+    const dir: Directory = { entries };
     state.dirCache.set(ino, dir);
-    state.dirCacheEntries += entries.length;
-    while (state.dirCacheEntries > DIR_CACHE_ENTRIES && state.dirCache.size > 1) {
-      const [oldIno, old] = state.dirCache.entries().next().value as [number, { entries: RawDirEntry[] }];
-      state.dirCache.delete(oldIno);
-      state.dirCacheEntries -= old.entries.length;
-    }
     return dir;
   }
 }
@@ -292,11 +291,6 @@ export class ExtFilesystem implements Filesystem {
 const DIR_CACHE_ENTRIES = 200_000;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
-
-function decodeName(raw: Buffer): string {
-  const s = raw.toString('utf8');
-  return s.includes('\uFFFD') && !Buffer.from(s, 'utf8').equals(raw) ? raw.toString('latin1') : s;
-}
 
 /** ext4_inode_is_fast_symlink: no data blocks besides an xattr block means the target is in i_block. */
 function isFastSymlink(vol: ExtVolume, inode: Inode): boolean {
@@ -308,19 +302,9 @@ function isFastSymlink(vol: ExtVolume, inode: Inode): boolean {
 /** Bytes [offset, offset + n) of a block-mapped inode; holes and unwritten extents read as zeros. */
 async function readMapped(vol: ExtVolume, inode: Inode, offset: number, n: number): Promise<Buffer> {
   const bs = vol.blockSize;
-  const out = Buffer.alloc(n);
   const firstBlock = Math.floor(offset / bs);
   const endBlock = Math.ceil((offset + n) / bs);
-  const runs = await mapBlocks(vol, inode, firstBlock, endBlock - firstBlock);
-  for (const run of runs) {
-    if (run.pblk === undefined) continue;
-    const runStart = run.lblk * bs;
-    const from = Math.max(offset, runStart);
-    const to = Math.min(offset + n, runStart + run.length * bs);
-    if (to <= from) continue;
-    await readInto(vol.source, out, from - offset, run.pblk * bs + (from - runStart), to - from);
-  }
-  return out;
+  return readRuns(vol.source, await mapBlocks(vol, inode, firstBlock, endBlock - firstBlock), bs, offset, n);
 }
 
 async function openVolume(source: BlockSource, retryable: boolean, limits: ExtLimits): Promise<ExtVolume> {
@@ -329,6 +313,6 @@ async function openVolume(source: BlockSource, retryable: boolean, limits: ExtLi
   }
   const raw = await source.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE);
   const sb = parseSuperblock(raw, source.name, source.size, { retryable });
-  const groups = await readGroupDescriptors(sb, { readBlocks: (b, c) => source.read(b * sb.blockSize, c * sb.blockSize) }, source.name, { retryable });
-  return new ExtVolume(source, sb, groups, retryable, limits);
+  const { groups, tolerated } = await readGroupDescriptors(sb, { readBlocks: (b, c) => source.read(b * sb.blockSize, c * sb.blockSize) }, source.name, { retryable });
+  return new ExtVolume(source, sb, groups, retryable, limits, tolerated);
 }

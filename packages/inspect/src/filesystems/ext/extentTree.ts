@@ -90,7 +90,7 @@ async function walk(
       prevKey = ee_block + ee_len - 1;
       if (ee_block >= end) break;
       if (ee_block + ee_len <= start) continue;
-      out.push({ lblk: ee_block, length: ee_len, pblk: unwritten ? undefined : ee_start });
+      out.push(unwritten ? { lblk: ee_block, length: ee_len, pblk: undefined, unwritten: true } : { lblk: ee_block, length: ee_len, pblk: ee_start });
     }
     return;
   }

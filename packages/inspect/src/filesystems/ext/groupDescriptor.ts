@@ -5,7 +5,7 @@
  * metadata_csum crc32c (low 16 bits) or the older crc16 of uninit_bg/gdt_csum.
  */
 import { crc16, crc32c, crc32cLe32 } from './checksum.ts';
-import { ExtChecksumError, ExtCorruptError } from './errors.ts';
+import { ExtCorruptError } from './errors.ts';
 import {
   INCOMPAT,
   RO_COMPAT,
@@ -91,17 +91,32 @@ export interface DescriptorReader {
   readBlocks(block: number, count: number): Promise<Buffer>;
 }
 
+export interface GroupDescriptors {
+  groups: GroupDescriptor[];
+  /** Checksum mismatches tolerated, as the kernel's read-only mount tolerates them (one line each, a few at most). */
+  tolerated: string[];
+}
+
+/** Lines of tolerated damage kept (the count of the rest is said). */
+const MAX_TOLERATED_LINES = 4;
+
 /**
  * Read every group descriptor, verifying checksums and that each group's
  * bitmaps and inode table lie inside the filesystem (ext4_check_descriptors).
+ * A checksum mismatch is what the kernel tolerates on a read-only mount
+ * (it logs "Checksum for group N failed" and mounts): tolerated here too and
+ * reported; descriptors pointing outside the filesystem are refused, as the
+ * kernel refuses them.
  */
 export async function readGroupDescriptors(
   sb: Superblock,
   reader: DescriptorReader,
   image: string,
   options: { retryable?: boolean } = {},
-): Promise<GroupDescriptor[]> {
+): Promise<GroupDescriptors> {
   const out: GroupDescriptor[] = new Array(sb.groupCount);
+  const tolerated: string[] = [];
+  let badChecksums = 0;
   const checksummed = hasGroupDescChecksum(sb);
   // Contiguous runs of descriptor blocks are read with one request (the non-meta_bg table is one run).
   let nr = 0;
@@ -124,7 +139,9 @@ export async function readGroupDescriptors(
         if (checksummed) {
           const computed = groupDescChecksum(sb, group, raw);
           if (computed !== gd.bg_checksum) {
-            throw new ExtChecksumError(image, `group descriptor ${group}`, byteOffset, computed, gd.bg_checksum, options);
+            if (++badChecksums <= MAX_TOLERATED_LINES) {
+              tolerated.push(`group descriptor ${group} (byte offset ${byteOffset}) fails its checksum (stored 0x${gd.bg_checksum.toString(16)}, computed 0x${computed.toString(16)}); read anyway, as the kernel's read-only mount does (e2fsck -n on a copy tells more)`);
+            }
           }
         }
         checkDescriptor(sb, group, gd, image, byteOffset, options);
@@ -133,7 +150,8 @@ export async function readGroupDescriptors(
     }
     nr += run;
   }
-  return out;
+  if (badChecksums > MAX_TOLERATED_LINES) tolerated.push(`${badChecksums - MAX_TOLERATED_LINES} more group descriptors fail their checksums`);
+  return { groups: out, tolerated };
 }
 
 function checkDescriptor(sb: Superblock, group: number, gd: GroupDescriptor, image: string, offset: number, options: { retryable?: boolean }): void {

@@ -3,7 +3,7 @@
  * holding one ext filesystem (a partition, a logical volume, a whole disk);
  * `isExtSuperblock` tells whether the 1024 bytes at offset 1024 look like one.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import type { BlockSource } from '@guestlens/block';
 import type { Filesystem } from '../filesystem.ts';
 import { ExtFilesystem, type ExtOpenOptions } from './extFilesystem.ts';
 

@@ -7,61 +7,9 @@
 import { crc32c } from './checksum.ts';
 import { ExtChecksumError, ExtCorruptError, ExtUnsupportedError } from './errors.ts';
 
-export const SUPERBLOCK_OFFSET = 1024;
-export const SUPERBLOCK_SIZE = 1024;
-export const EXT4_SUPER_MAGIC = 0xef53;
+import { COMPAT, EXT4_SUPER_MAGIC, INCOMPAT, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './layout.ts';
 
-export const COMPAT = {
-  DIR_PREALLOC: 0x1,
-  IMAGIC_INODES: 0x2,
-  HAS_JOURNAL: 0x4,
-  EXT_ATTR: 0x8,
-  RESIZE_INODE: 0x10,
-  DIR_INDEX: 0x20,
-  SPARSE_SUPER2: 0x200,
-  FAST_COMMIT: 0x400,
-  STABLE_INODES: 0x800,
-  ORPHAN_FILE: 0x1000,
-} as const;
-
-export const RO_COMPAT = {
-  SPARSE_SUPER: 0x1,
-  LARGE_FILE: 0x2,
-  BTREE_DIR: 0x4,
-  HUGE_FILE: 0x8,
-  GDT_CSUM: 0x10,
-  DIR_NLINK: 0x20,
-  EXTRA_ISIZE: 0x40,
-  HAS_SNAPSHOT: 0x80,
-  QUOTA: 0x100,
-  BIGALLOC: 0x200,
-  METADATA_CSUM: 0x400,
-  REPLICA: 0x800,
-  READONLY: 0x1000,
-  PROJECT: 0x2000,
-  SHARED_BLOCKS: 0x4000,
-  VERITY: 0x8000,
-  ORPHAN_PRESENT: 0x10000,
-} as const;
-
-export const INCOMPAT = {
-  COMPRESSION: 0x1,
-  FILETYPE: 0x2,
-  RECOVER: 0x4,
-  JOURNAL_DEV: 0x8,
-  META_BG: 0x10,
-  EXTENTS: 0x40,
-  BIT64: 0x80,
-  MMP: 0x100,
-  FLEX_BG: 0x200,
-  EA_INODE: 0x400,
-  DIRDATA: 0x1000,
-  CSUM_SEED: 0x2000,
-  LARGEDIR: 0x4000,
-  INLINE_DATA: 0x8000,
-  ENCRYPT: 0x10000,
-  CASEFOLD: 0x20000,
-} as const;
+export { COMPAT, EXT4_SUPER_MAGIC, INCOMPAT, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from './layout.ts';
 
 /** Incompatible features whose on-disk layout this reader understands. */
 const READABLE_INCOMPAT =

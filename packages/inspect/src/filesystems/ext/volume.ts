@@ -4,8 +4,8 @@
  * the metadata block cache, and how to name errors. One object, rebuilt on
  * refresh(), so nothing cached survives a refresh.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
-import { BlockCache } from './blockCache.ts';
+import type { BlockSource } from '@guestlens/block';
+import { BlockCache } from '../blockCache.ts';
 import { ExtCorruptError } from './errors.ts';
 import type { GroupDescriptor } from './groupDescriptor.ts';
 import type { Superblock } from './superblock.ts';
@@ -38,6 +38,8 @@ export class ExtVolume {
     readonly groups: GroupDescriptor[],
     readonly retryable: boolean,
     readonly limits: ExtLimits,
+    /** Damage tolerated while opening, as the kernel's read-only mount tolerates it. */
+    readonly tolerated: readonly string[] = [],
   ) {
     this.blockSize = sb.blockSize;
     this.cache = new BlockCache(source, sb.blockSize, limits.cacheBytes);

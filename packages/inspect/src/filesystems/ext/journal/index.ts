@@ -3,7 +3,7 @@
  * journal inode from the device as it is (the kernel does the same before it
  * replays), map its blocks, recover, and return the replayed view.
  */
-import type { BlockSource } from '@guestlens/qcow2-js';
+import { BoundedLru, type BlockSource } from '@guestlens/block';
 import { mapBlocks, type BlockRun } from '../mapping.ts';
 import { readInode } from '../inode.ts';
 import type { ExtVolume } from '../volume.ts';
@@ -33,7 +33,7 @@ export async function openJournal(vol: ExtVolume, journalIno: number): Promise<J
   const inode = await readInode(vol, journalIno, { special: true });
   const blocks = Math.floor(inode.size / vol.blockSize);
   if (blocks < 2 || blocks > MAX_JOURNAL_BLOCKS) throw vol.corrupt(`journal inode ${journalIno}`, undefined, `journal size ${inode.size} bytes is not usable`);
-  const chunks = new Map<number, BlockRun[]>();
+  const chunks = new BoundedLru<number, BlockRun[]>(MAP_CHUNKS_KEPT);
   const runsFor = async (logical: number): Promise<BlockRun[]> => {
     const chunk = Math.floor(logical / MAP_CHUNK);
     let runs = chunks.get(chunk);
@@ -41,7 +41,6 @@ export async function openJournal(vol: ExtVolume, journalIno: number): Promise<J
       const first = chunk * MAP_CHUNK;
       runs = await mapBlocks(vol, inode, first, Math.min(MAP_CHUNK, blocks - first));
       chunks.set(chunk, runs);
-      if (chunks.size > MAP_CHUNKS_KEPT) chunks.delete(chunks.keys().next().value as number);
     }
     return runs;
   };

@@ -3,7 +3,7 @@
  * reads every replayed filesystem block from its copy in the journal and
  * everything else from the device below. Only the block map is kept in memory.
  */
-import { checkRange, readInto, type BlockSource, type Extent } from '@guestlens/qcow2-js';
+import { checkRange, readInto, type BlockSource, type Extent } from '@guestlens/block';
 import { JBD2_MAGIC_NUMBER } from './journalSuperblock.ts';
 import type { ReplayTarget } from './recovery.ts';
 

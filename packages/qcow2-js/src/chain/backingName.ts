@@ -14,7 +14,7 @@
  * (QEMU joins the JSON options under the explicit ones without overwriting).
  */
 import { dirname, isAbsolute, join } from 'node:path';
-import { unsupportedError } from './errors.ts';
+import { unsupportedError } from '../errors.ts';
 import { QemuJsonError, flattenOptions, parseQemuJson, type FlatOptions } from './qemuJson.ts';
 
 /** A layer to open: a format driver over a local file. */
@@ -28,6 +28,8 @@ export interface LayerSpec {
   size?: number;
   /** Explicit backing from the JSON: null for "no backing file", a spec to replace the header's. */
   backing?: LayerSpec | null;
+  /** A qcow2 external data file named by the JSON (it replaces the header's name): a local file path. */
+  dataFile?: string;
 }
 
 const PROTOCOL_DRIVERS = new Set(['file', 'host_device', 'host_cdrom']);
@@ -123,13 +125,25 @@ function layerFromOptions(all: FlatOptions, prefix: string, name: string, image:
   const fileDriver = optString(take('file.driver'), 'file.driver', name, image);
   if (fileDriver !== undefined && !PROTOCOL_DRIVERS.has(fileDriver)) throw unsupportedProtocol(image, name, fileDriver);
   let filename = optString(take('file.filename'), 'file.filename', name, image) ?? optString(take('filename'), 'filename', name, image);
-  if (filename === undefined) throw unsupportedError(image, `backing file ${quote(name)} names no file`);
+  if (filename === undefined) throw unsupportedError(image, `backing file ${quote(name)} names no file (guestlens reads only local files)`);
   if (fileDriver === undefined) {
     const protocol = protocolOf(filename);
     if (protocol === 'file') filename = filename.slice('file:'.length);
     else if (protocol !== undefined) throw unsupportedProtocol(image, name, protocol);
   }
   spec = { format: driver, filename };
+
+  if ([...all.keys()].some((k) => k.startsWith(`${prefix}data-file.`))) {
+    const dataDriver = optString(take('data-file.driver'), 'data-file.driver', name, image);
+    if (dataDriver !== undefined && dataDriver !== 'file') throw unsupportedProtocol(image, name, dataDriver);
+    const dataName = optString(take('data-file.filename'), 'data-file.filename', name, image);
+    if (dataName === undefined) throw unsupportedError(image, `backing file ${quote(name)} names a data-file node without a filename`);
+    spec.dataFile = dataName;
+    for (const k of all.keys()) {
+      if (!k.startsWith(`${prefix}data-file.`) || used.has(k)) continue;
+      if (HARMLESS_PROTOCOL_OPTIONS.has(k.slice(prefix.length + 'data-file.'.length))) used.add(k);
+    }
+  }
 
   if (driver === 'raw') {
     const offset = optNumber(take('offset'), 'offset', name, image);

@@ -4,8 +4,8 @@
  * QEMU's qcow2_do_open applies, so an image QEMU refuses is refused here too,
  * with the offset of the offending field.
  */
-import type { BlockSource } from './blockSource.ts';
-import { formatError, unsupportedError } from './errors.ts';
+import type { BlockSource } from '@guestlens/block';
+import { formatError, unsupportedError } from '../../errors.ts';
 import {
   AUTOCLEAR_DATA_FILE_RAW,
   FEATURE_TYPES,

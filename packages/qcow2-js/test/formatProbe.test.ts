@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { probeFormat, probeFormatFile, isImageFormat, type ImageFormat } from '@guestlens/qcow2-js';
+import { writeFileSync } from 'node:fs';
+import { KNOWN_FORMATS, probeFormat, probeFormatFile } from '../src/index.ts';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { sh } from '../../../test/support/run.ts';
-import { makeRawImage, MiB } from './fixtures.ts';
+import { guestLikeData, MiB } from './support/qemu.ts';
+
+type ImageFormat = string;
 
 function head(bytes: [number, Buffer | string][], size = 512): Buffer {
   const b = Buffer.alloc(size);
@@ -19,8 +22,16 @@ describe('formatProbe: image format by magic', () => {
     const cases: [string, Buffer, ImageFormat][] = [
       ['qcow2 version 2', head([[0, 'QFI\xfb'], [4, u32be(2)]]), 'qcow2'],
       ['qcow2 version 3', head([[0, 'QFI\xfb'], [4, u32be(3)]]), 'qcow2'],
-      ['qcow version 1 (not read: raw)', head([[0, 'QFI\xfb'], [4, u32be(1)]]), 'raw'],
-      ['qcow2 magic with an unknown version (raw)', head([[0, 'QFI\xfb'], [4, u32be(4)]]), 'raw'],
+      // Formats QEMU recognises are recognised, never read as raw (they are refused by name when opened).
+      ['qcow version 1 (the old qcow format)', head([[0, 'QFI\xfb'], [4, u32be(1)]]), 'qcow'],
+      ['qcow2 magic with an unknown version (qcow2: its header parser refuses the version)', head([[0, 'QFI\xfb'], [4, u32be(4)]]), 'qcow2'],
+      ['qed', head([[0, 'QED\0']]), 'qed'],
+      ['parallels', head([[0, 'WithoutFreeSpace'], [16, u32le(2)]]), 'parallels'],
+      ['parallels (extended magic)', head([[0, 'WithouFreSpacExt'], [16, u32le(2)]]), 'parallels'],
+      ['parallels magic with another version is not parallels', head([[0, 'WithoutFreeSpace'], [16, u32le(3)]]), 'raw'],
+      ['bochs', head([[0, 'Bochs Virtual HD Image'], [32, 'Redolog'], [48, 'Growing'], [64, u32le(0x00020000)]]), 'bochs'],
+      ['cloop', head([[0, '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n']]), 'cloop'],
+      ['luks version 1', head([[0, Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe, 0, 1])]]), 'luks'],
       ['vmdk KDMV', head([[0, 'KDMV']]), 'vmdk'],
       ['vmdk COWD', head([[0, 'COWD']]), 'vmdk'],
       ['vmdk text descriptor', head([[0, '# Disk DescriptorFile\nversion=1\n']]), 'vmdk'],
@@ -41,10 +52,14 @@ describe('formatProbe: image format by magic', () => {
       assert.equal(probeFormat(Buffer.alloc(512), tail), 'vpc');
       assert.equal(probeFormat(Buffer.alloc(512)), 'raw');
     });
+    it('a dmg by its "koly" trailer, or by name as QEMU knows it', () => {
+      const tail = head([[0, 'koly']]);
+      assert.equal(probeFormat(Buffer.alloc(512), tail), 'dmg');
+      assert.equal(probeFormat(Buffer.alloc(512), Buffer.alloc(512), '/images/old.dmg'), 'dmg');
+    });
     it('knows its format names', () => {
-      assert.ok(isImageFormat('vpc'));
-      assert.ok(!isImageFormat('qed'));
-      assert.ok(!isImageFormat('vhd'));
+      for (const f of ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'parallels', 'bochs', 'cloop', 'luks', 'dmg']) assert.ok(KNOWN_FORMATS.includes(f), f);
+      assert.ok(!KNOWN_FORMATS.includes('vhd'));
     });
   });
 
@@ -54,7 +69,7 @@ describe('formatProbe: image format by magic', () => {
     before(async () => {
       dir = scratchDir('probe');
       raw = join(dir, 'source.raw');
-      makeRawImage(raw, 2 * MiB);
+      writeFileSync(raw, guestLikeData(2 * MiB, 1));
     });
     const made: [string, string, string[], ImageFormat][] = [
       ['qcow2', 'qcow2', [], 'qcow2'],
@@ -66,6 +81,8 @@ describe('formatProbe: image format by magic', () => {
       ['vhdx', 'vhdx', [], 'vhdx'],
       ['vpc dynamic', 'vpc', [], 'vpc'],
       ['vpc fixed (footer only at the end)', 'vpc', ['-o', 'subformat=fixed'], 'vpc'],
+      ['qed', 'qed', [], 'qed'],
+      ['parallels', 'parallels', [], 'parallels'],
     ];
     for (const [what, fmt, opts, want] of made) {
       it(`${what} -> ${want}`, async () => {

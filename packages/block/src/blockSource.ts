@@ -1,12 +1,18 @@
 /**
  * The one interface every layer stacks on: something with a size that reads
- * bytes at an offset. Raw files, qcow2 images, partitions, logical volumes and
- * replayed-journal views all implement it, and each takes the one below it.
+ * bytes at an offset. Raw files, image formats (qcow2, ...), partitions,
+ * logical volumes and replayed-journal views all implement it, and each takes
+ * the one below it. A filesystem driver only ever sees a block source.
  *
  * Offsets and sizes are plain numbers: every image we accept is smaller than
  * 2^53 bytes (8 PiB). Formats store 64-bit fields; parse those as bigint and
  * convert with `toSafeNumber` at the boundary, so an absurd value becomes an
  * error instead of silently losing precision.
+ *
+ * Refresh contract: `refresh()` of a layer re-reads that layer's metadata and
+ * refreshes the layers below it first. A guest refreshes each image once from
+ * the top and then only the layers above (partition tables, filesystems),
+ * which re-read their own metadata without refreshing their source again.
  */
 
 /** What a range of a block source holds, so scans can skip holes. */
@@ -39,38 +45,10 @@ export interface BlockSource {
    * bytes) that has one kind. Sources without a map say 'data'.
    */
   extent(offset: number, length: number): Promise<Extent>;
-  /** Drop every cached piece of metadata (live images change under us). */
+  /** Drop every cached piece of metadata, this layer's and below (live images change under us). */
   refresh(): Promise<void>;
   /** Release file descriptors. Further reads fail. */
   close(): Promise<void>;
-}
-
-/** A read outside [0, size) of a block source: always a caller bug or a corrupt structure pointing outside its container. */
-export class BlockRangeError extends RangeError {
-  readonly userFacing = true;
-  constructor(
-    readonly source: string,
-    readonly offset: number,
-    readonly length: number,
-    readonly size: number,
-  ) {
-    super(`${source}: read of ${length} bytes at offset ${offset} runs past the end (size ${size})`);
-    this.name = 'BlockRangeError';
-  }
-}
-
-export function checkRange(source: BlockSource, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > source.size) {
-    throw new BlockRangeError(source.name, offset, length, source.size);
-  }
-}
-
-/** A 64-bit on-disk value as a JS number, or a clear error when it cannot be one. */
-export function toSafeNumber(value: bigint, what: string): number {
-  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < 0n) {
-    throw new RangeError(`${what} is ${value}, beyond what guestlens supports (2^53 bytes)`);
-  }
-  return Number(value);
 }
 
 /** Read `length` bytes at `offset` of `source` into `target`, without a copy when the source can. */
@@ -82,4 +60,16 @@ export async function readInto(source: BlockSource, target: Buffer, targetOffset
   }
   const data = await source.read(offset, length);
   data.copy(target, targetOffset);
+}
+
+/** Every extent of [offset, offset + length), in order: the whole map of a range (bounded by the range's own extents). */
+export async function* extents(source: BlockSource, offset = 0, length = source.size - offset): AsyncGenerator<Extent> {
+  const end = offset + length;
+  for (let pos = offset; pos < end; ) {
+    const e = await source.extent(pos, end - pos);
+    // A source must make progress; one that does not is a bug, not a reason to spin.
+    if (e.length <= 0) throw new Error(`${source.name}: extent() at ${pos} returned an empty extent`);
+    yield e;
+    pos += e.length;
+  }
 }

@@ -3,12 +3,15 @@
  * optionally a window (`offset`, `size`) of it. Bytes of the window beyond the
  * end of the file read as zeros, as QEMU's block layer fills them.
  */
-import { checkRange, readInto, type BlockSource, type Extent } from './blockSource.ts';
-import { limitError } from './errors.ts';
-import { DEFAULT_MAX_READ_BYTES } from './qcow2Image.ts';
+import { checkRange, readInto, DEFAULT_MAX_READ_BYTES, type BlockSource, type Extent } from '@guestlens/block';
+import type { ImageInfo } from '../../chain/imageInfo.ts';
+import { limitError } from '../../errors.ts';
+import { RawFileSource } from '../../file/rawFile.ts';
+import type { ImageFormatDriver, ImageLayer } from '../layer.ts';
 
-export class RawImage implements BlockSource {
+export class RawImage implements ImageLayer {
   readonly format = 'raw';
+  readonly readable = true;
   readonly name: string;
 
   constructor(
@@ -61,4 +64,21 @@ export class RawImage implements BlockSource {
   async close(): Promise<void> {
     await this.file.close();
   }
+
+  describe(): ImageInfo {
+    return {
+      filename: this.name,
+      format: 'raw',
+      'virtual-size': this.size,
+      'actual-size': this.file instanceof RawFileSource ? this.file.allocatedBytes : undefined,
+      'dirty-flag': false,
+    };
+  }
 }
+
+/** Raw has no magic: it is what a file is when no other format's probe matches (or when the user says so). */
+export const rawFormat: ImageFormatDriver = {
+  format: 'raw',
+  probe: () => true,
+  open: async (file, ctx) => new RawImage(file, { offset: ctx.spec.offset, size: ctx.spec.size }, ctx.name, ctx.maxReadBytes),
+};

@@ -4,14 +4,29 @@
  * window; reads outside it are refused, so a corrupt structure inside a
  * partition can never read its neighbour.
  */
-import { checkRange, readInto, type BlockSource, type Extent } from '@guestlens/qcow2-js';
-import { SliceBoundsError } from '../errors.ts';
+import { checkRange } from './range.ts';
+import { GuestlensError } from './errors.ts';
+import { readInto, type BlockSource, type Extent } from './blockSource.ts';
 
-export class SliceSource implements BlockSource {
+/** A window (partition, volume) that would reach outside the source it is cut from. */
+export class WindowBoundsError extends GuestlensError {
+  constructor(
+    readonly source: string,
+    readonly offset: number,
+    readonly length: number,
+    readonly parentSize: number,
+  ) {
+    super('ERANGE', `${source}: a view of ${length} bytes at offset ${offset} runs past the end of its container (size ${parentSize})`, {
+      data: { source, offset, length, parentSize },
+    });
+  }
+}
+
+export class BlockWindow implements BlockSource {
   private closed = false;
 
   /**
-   * @param parent the source the window is cut from (not owned: closing the slice leaves it open)
+   * @param parent the source the window is cut from (not owned: closing the window leaves it open)
    * @param start byte offset of the window in `parent`
    * @param size byte length of the window
    * @param name how errors name the window, e.g. "disk.qcow2 partition 2"
@@ -23,7 +38,7 @@ export class SliceSource implements BlockSource {
     readonly name: string,
   ) {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(size) || start < 0 || size < 0 || start + size > parent.size) {
-      throw new SliceBoundsError(parent.name, start, size, parent.size);
+      throw new WindowBoundsError(parent.name, start, size, parent.size);
     }
   }
 
@@ -61,9 +76,4 @@ export class SliceSource implements BlockSource {
   private requireOpen(): void {
     if (this.closed) throw new Error(`${this.name}: block source already closed`);
   }
-}
-
-/** "disk.qcow2 partition 2": the name of a partition's view in error messages. */
-export function partitionSourceName(diskName: string, partitionNumber: number): string {
-  return `${diskName} partition ${partitionNumber}`;
 }

@@ -1,10 +1,20 @@
 /**
- * Block sources in memory for the inspect tests: a disk image read into a
- * Buffer (or a sparse one built from pieces), with per-sector patches so a
- * fuzzer can mutate metadata without copying the disk, and counters so a test
- * can prove reads stay bounded.
+ * A block source over a Buffer, for every package's tests: parsers and
+ * fuzzers read thousands of (mutated) images without touching the disk.
+ *  - `patch()` replaces bytes of one unit (a sector) without copying the
+ *    disk, so a fuzzer mutates metadata of a big image cheaply;
+ *  - counters (`reads`, `bytesRead`, `largestRead`) let a test prove reads
+ *    stay bounded, and `readBudget` turns a looping reader into a failure
+ *    (ReadBudgetExceeded) instead of a hang;
+ *  - `size` may exceed the buffer: the rest reads as zeros (a sparse disk).
  */
-import { checkRange, type BlockSource, type Extent } from '@guestlens/qcow2-js';
+import { BlockRangeError, checkRange, type BlockSource, type Extent } from '@guestlens/block';
+
+export class ReadBudgetExceeded extends Error {
+  constructor(reads: number) {
+    super(`more than ${reads - 1} reads in one case: a loop in the reader`);
+  }
+}
 
 export class MemorySource implements BlockSource {
   readonly patches = new Map<number, Buffer>();
@@ -18,6 +28,8 @@ export class MemorySource implements BlockSource {
     readonly size = base.length,
     /** Granularity of `patches` (the disk's logical sector size). */
     readonly patchSize = 512,
+    /** Reads allowed before ReadBudgetExceeded. */
+    readonly readBudget = Infinity,
   ) {}
 
   /** Replace the bytes at `offset` (within one patch unit) in this source only. */
@@ -45,11 +57,23 @@ export class MemorySource implements BlockSource {
 
   async read(offset: number, length: number): Promise<Buffer> {
     checkRange(this, offset, length);
-    this.reads++;
+    const out = Buffer.alloc(length);
+    this.fill(out, 0, offset, length);
+    return out;
+  }
+
+  async readInto(target: Buffer, targetOffset: number, offset: number, length: number): Promise<void> {
+    checkRange(this, offset, length);
+    if (targetOffset < 0 || targetOffset + length > target.length) throw new BlockRangeError(this.name, targetOffset, length, target.length);
+    target.fill(0, targetOffset, targetOffset + length);
+    this.fill(target, targetOffset, offset, length);
+  }
+
+  private fill(out: Buffer, at: number, offset: number, length: number): void {
+    if (++this.reads > this.readBudget) throw new ReadBudgetExceeded(this.reads);
     this.bytesRead += length;
     this.largestRead = Math.max(this.largestRead, length);
-    const out = Buffer.alloc(length);
-    if (offset < this.base.length) this.base.copy(out, 0, offset, Math.min(this.base.length, offset + length));
+    if (offset < this.base.length) this.base.copy(out, at, offset, Math.min(this.base.length, offset + length));
     if (this.patches.size) {
       const first = Math.floor(offset / this.patchSize);
       const last = Math.floor((offset + length - 1) / this.patchSize);
@@ -58,10 +82,9 @@ export class MemorySource implements BlockSource {
         const unitStart = unit * this.patchSize;
         const from = Math.max(offset, unitStart);
         const to = Math.min(offset + length, unitStart + this.patchSize);
-        bytes.copy(out, from - offset, from - unitStart, to - unitStart);
+        bytes.copy(out, at + from - offset, from - unitStart, to - unitStart);
       }
     }
-    return out;
   }
 
   async extent(offset: number, length: number): Promise<Extent> {

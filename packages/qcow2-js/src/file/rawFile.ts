@@ -1,10 +1,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { checkRange, type BlockSource, type Extent } from './blockSource.ts';
+import { checkRange, GuestlensError, type BlockSource, type Extent } from '@guestlens/block';
 
 /**
- * A raw image file as a block source. Opened O_RDONLY: guest images are never
- * written. Size is re-read on refresh because a live raw image can grow.
+ * A host file (or block device) as a block source: QEMU's "file" protocol,
+ * what every image format reads its bytes through. Opened O_RDONLY: guest
+ * images are never written. Size is re-read on refresh because a live raw
+ * image can grow.
  */
 export class RawFileSource implements BlockSource {
   private constructor(
@@ -23,7 +25,7 @@ export class RawFileSource implements BlockSource {
       const st = await handle.stat();
       let size = st.size;
       if (st.isBlockDevice()) size = await blockDeviceSize(handle);
-      else if (!st.isFile()) throw Object.assign(new Error(`${name}: not a regular file or block device`), { userFacing: true });
+      else if (!st.isFile()) throw new GuestlensError('EINVAL', `${name}: not a regular file or block device`, { data: { path } });
       return new RawFileSource(handle, name, size, `${st.dev}:${st.ino}`, st.blocks * 512);
     } catch (err) {
       await handle.close();

@@ -1,0 +1,66 @@
+/**
+ * A file's bytes from its block map: runs of logical blocks that are either
+ * one contiguous physical range or a hole (zeros). Every driver maps a file
+ * to runs its own way (extent trees, block maps, FAT chains, NTFS runlists,
+ * btrfs extent items); reading the runs is the same for all of them.
+ */
+import { readInto, type BlockSource } from '@guestlens/block';
+
+export interface BlockRun {
+  /** First logical block of the file. */
+  lblk: number;
+  length: number;
+  /** First physical block, or undefined when the run reads as zeros (a hole, an unwritten extent). */
+  pblk: number | undefined;
+  /** The run is allocated but reads as zeros (an unwritten/preallocated extent); only with pblk undefined. */
+  unwritten?: boolean;
+}
+
+/**
+ * Bytes [offset, offset + n) of a file from `runs` (which must cover the
+ * blocks of that range), read from `source` in blocks of `blockSize`; holes
+ * read as zeros. `physicalBase` is the byte offset of block 0 on the source.
+ */
+export async function readRuns(source: BlockSource, runs: readonly BlockRun[], blockSize: number, offset: number, n: number, physicalBase = 0): Promise<Buffer> {
+  const out = Buffer.alloc(n);
+  for (const run of runs) {
+    if (run.pblk === undefined) continue;
+    const runStart = run.lblk * blockSize;
+    const from = Math.max(offset, runStart);
+    const to = Math.min(offset + n, runStart + run.length * blockSize);
+    if (to <= from) continue;
+    await readInto(source, out, from - offset, physicalBase + run.pblk * blockSize + (from - runStart), to - from);
+  }
+  return out;
+}
+
+/** Join neighbouring runs that continue each other (both holes, or physically contiguous) and fill gaps in [lblk, lblk + count) with holes. */
+export function fillAndMergeRuns(runs: readonly BlockRun[], lblk: number, count: number): BlockRun[] {
+  const out: BlockRun[] = [];
+  let pos = lblk;
+  const end = lblk + count;
+  const push = (r: BlockRun) => {
+    const prev = out[out.length - 1];
+    if (prev && prev.lblk + prev.length === r.lblk) {
+      if (prev.pblk === undefined && r.pblk === undefined && !prev.unwritten === !r.unwritten) {
+        prev.length += r.length;
+        return;
+      }
+      if (prev.pblk !== undefined && r.pblk !== undefined && prev.pblk + prev.length === r.pblk) {
+        prev.length += r.length;
+        return;
+      }
+    }
+    out.push({ ...r });
+  };
+  for (const r of runs) {
+    const s = Math.max(r.lblk, pos);
+    const e = Math.min(r.lblk + r.length, end);
+    if (e <= s) continue;
+    if (s > pos) push({ lblk: pos, length: s - pos, pblk: undefined });
+    push({ lblk: s, length: e - s, pblk: r.pblk === undefined ? undefined : r.pblk + (s - r.lblk), ...(r.unwritten ? { unwritten: true } : {}) });
+    pos = e;
+  }
+  if (pos < end) push({ lblk: pos, length: end - pos, pblk: undefined });
+  return out;
+}

@@ -1,0 +1,19 @@
+/**
+ * The image formats the overlay lets QEMU open under it: those guestlens
+ * reads itself, and those the formats issue adds native readers for. Other
+ * formats QEMU probes (qed, parallels, bochs, dmg, cloop, luks, old qcow)
+ * are recognised by the reader's format table and refused here by name.
+ */
+import { formatDriver } from '@guestlens/qcow2-js';
+
+export const OVERLAY_FORMATS = ['qcow2', 'vmdk', 'vdi', 'vhdx', 'vpc', 'raw'] as const;
+export type OverlayFormat = (typeof OVERLAY_FORMATS)[number];
+
+export function isOverlayFormat(name: string): name is OverlayFormat {
+  return (OVERLAY_FORMATS as readonly string[]).includes(name);
+}
+
+/** What the reader's format table says a recognised format is ("a Parallels disk; guestlens cannot read ..."). */
+export function describeUnreadable(format: string): string | undefined {
+  return formatDriver(format)?.unreadable;
+}
