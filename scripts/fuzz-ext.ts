@@ -7,7 +7,7 @@
  * every case that failed with anything but a typed ExtError.
  */
 import { parseArgs } from 'node:util';
-import { buildFuzzImages, runFuzz } from '../packages/inspect/test/extFuzzer.ts';
+import { buildFuzzImages, runFuzz } from '../packages/inspect/test/filesystems/ext/fuzzer.ts';
 import { loopMountUnavailable, unmountAll } from '../test/support/kernel.ts';
 import { removeScratch } from '../test/support/scratch.ts';
 

@@ -5,8 +5,8 @@
  * a json: overlay exactly like the one the overlay package makes.
  */
 import { join } from 'node:path';
-import { assertMatchesQemu, makeJsonOverlay, makeRaw, MiB, qemuImg, qemuIo } from './support/qemu.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
+import { assertMatchesQemu, makeJsonOverlay, makeRaw, MiB, qemuImg, qemuIo } from '../../support/qemu.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
 
 const VIRTUAL_SIZE = 24 * MiB;
 /** Where the source disk has data; the rest is a hole. */

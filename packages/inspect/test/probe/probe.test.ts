@@ -10,11 +10,11 @@ import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { extTypeFromFeatures, probeFilesystem, type ProbeResult } from '../src/index.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
-import { MemorySource } from '../../../test/support/memorySource.ts';
+import { extTypeFromFeatures, probeFilesystem, type ProbeResult } from '../../src/index.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
+import { scratchDir } from '../../../../test/support/scratch.ts';
+import { sh } from '../../../../test/support/run.ts';
+import { MemorySource } from '../../../../test/support/memorySource.ts';
 
 const KEYS: Array<[keyof ProbeResult, string]> = [
   ['type', 'TYPE'],
@@ -212,7 +212,7 @@ describe('probe: filesystems against blkid -p', function () {
     await sh('mkfs.ext4', ['-q', '-F', '-L', 'inpart', part]);
     await sh('dd', [`if=${part}`, `of=${path}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
     const theirs = await execa('blkid', ['-p', '-o', 'export', '--offset', String(2048 * 512), path]);
-    const { readPartitionTable } = await import('../src/index.ts');
+    const { readPartitionTable } = await import('../../src/index.ts');
     const { BlockWindow: SliceSource } = await import('@guestlens/block');
     const src = await RawFileSource.open(path);
     try {

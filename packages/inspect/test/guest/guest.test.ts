@@ -29,14 +29,14 @@ import {
   type FileType,
   type Filesystem,
   type StatFs,
-} from '../src/index.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
-import { loopMountUnavailable, treeNodeOf, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
-import { MemorySource } from '../../../test/support/memorySource.ts';
-import { productTempEntries } from '../../../test/support/rootHooks.ts';
-import { startHolder } from '../../../test/support/qemuHolders.ts';
+} from '../../src/index.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
+import { scratchDir } from '../../../../test/support/scratch.ts';
+import { sh } from '../../../../test/support/run.ts';
+import { loopMountUnavailable, treeNodeOf, walkMounted, withKernelMount, type TreeNode } from '../../../../test/support/kernel.ts';
+import { MemorySource } from '../../../../test/support/memorySource.ts';
+import { productTempEntries } from '../../../../test/support/rootHooks.ts';
+import { startHolder } from '../../../../test/support/qemuHolders.ts';
 
 const MiB = 1024 * 1024;
 

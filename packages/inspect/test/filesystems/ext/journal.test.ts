@@ -11,13 +11,13 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile, rm, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { ExtFilesystem } from '../src/filesystems/ext/index.ts';
-import { INCOMPAT } from '../src/filesystems/ext/superblock.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { sh } from '../../../test/support/run.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { copySparse, kernelStatfs, loopMountUnavailable, mountImage, unmountAll, walkDriver, walkMounted, withKernelMount } from '../../../test/support/kernel.ts';
-import { pseudoRandom } from './extFixtures.ts';
+import { ExtFilesystem } from '../../../src/filesystems/ext/index.ts';
+import { INCOMPAT } from '../../../src/filesystems/ext/superblock.ts';
+import { guardImages } from '../../../../../test/support/imageGuard.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { copySparse, kernelStatfs, loopMountUnavailable, mountImage, unmountAll, walkDriver, walkMounted, withKernelMount } from '../../../../../test/support/kernel.ts';
+import { pseudoRandom } from './fixtures.ts';
 
 interface Scenario {
   name: string;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { KNOWN_FORMATS, probeFormat, probeFormatFile } from '../src/index.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { sh } from '../../../test/support/run.ts';
-import { guestLikeData, MiB } from './support/qemu.ts';
+import { KNOWN_FORMATS, probeFormat, probeFormatFile } from '../../src/index.ts';
+import { scratchDir } from '../../../../test/support/scratch.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
+import { sh } from '../../../../test/support/run.ts';
+import { guestLikeData, MiB } from '../support/qemu.ts';
 
 type ImageFormat = string;
 

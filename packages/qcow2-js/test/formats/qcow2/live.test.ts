@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { openImage } from '../src/index.ts';
-import { startTracked, stop, waitFor } from '../../../test/support/processes.ts';
-import { sh } from '../../../test/support/run.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { assertSameBytes, makeRaw, MiB, prng, qemuImg } from './support/qemu.ts';
+import { openImage } from '../../../src/index.ts';
+import { startTracked, stop, waitFor } from '../../../../../test/support/processes.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { assertSameBytes, makeRaw, MiB, prng, qemuImg } from '../../support/qemu.ts';
 
 const SIZE = 48 * MiB;
 

@@ -3,7 +3,7 @@
  * (The same rules are checked end to end against qemu-img in chain.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { flattenOptions, parseQemuJson, Qcow2Error, resolveBackingName } from '../src/index.ts';
+import { flattenOptions, parseQemuJson, Qcow2Error, resolveBackingName } from '../../src/index.ts';
 
 const IMAGE = '/images/vm/top.qcow2';
 

@@ -7,16 +7,16 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { ExtError, ExtFilesystem, ExtUnsupportedError, isExtSuperblock, openExt } from '../src/filesystems/ext/index.ts';
-import { crc16, crc32c } from '../src/filesystems/ext/checksum.ts';
-import { htreeLookup, usesHtree } from '../src/filesystems/ext/htree.ts';
-import { readInode } from '../src/filesystems/ext/inode.ts';
-import { mapBlocks } from '../src/filesystems/ext/mapping.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { sh } from '../../../test/support/run.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { kernelStatfs, loopMountUnavailable, mountImage, unmountAll, withKernelMount } from '../../../test/support/kernel.ts';
-import { MemorySource } from './extFuzzer.ts';
+import { ExtError, ExtFilesystem, ExtUnsupportedError, isExtSuperblock, openExt } from '../../../src/filesystems/ext/index.ts';
+import { crc16, crc32c } from '../../../src/filesystems/ext/checksum.ts';
+import { htreeLookup, usesHtree } from '../../../src/filesystems/ext/htree.ts';
+import { readInode } from '../../../src/filesystems/ext/inode.ts';
+import { mapBlocks } from '../../../src/filesystems/ext/mapping.ts';
+import { guardImages } from '../../../../../test/support/imageGuard.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { kernelStatfs, loopMountUnavailable, mountImage, unmountAll, withKernelMount } from '../../../../../test/support/kernel.ts';
+import { MemorySource } from './fuzzer.ts';
 
 async function smallImage(args: string[] = [], mkfs = 'mkfs.ext4'): Promise<string> {
   const dir = scratchDir('ext-api');

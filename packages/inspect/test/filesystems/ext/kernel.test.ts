@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { openExt, ExtFilesystem } from '../src/filesystems/ext/index.ts';
-import { readInode, INODE_FLAGS } from '../src/filesystems/ext/inode.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { sh } from '../../../test/support/run.ts';
-import { kernelStatfs, loopMountUnavailable, unmountAll, walkDriver, walkMounted, withKernelMount, type TreeNode } from '../../../test/support/kernel.ts';
-import { HTREE_DIR, SPARSE_BIG_DATA, SPARSE_BIG_SIZE, VARIANTS, buildImage, makeSourceTree, pseudoRandom } from './extFixtures.ts';
+import { openExt, ExtFilesystem } from '../../../src/filesystems/ext/index.ts';
+import { readInode, INODE_FLAGS } from '../../../src/filesystems/ext/inode.ts';
+import { guardImages } from '../../../../../test/support/imageGuard.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { kernelStatfs, loopMountUnavailable, unmountAll, walkDriver, walkMounted, withKernelMount, type TreeNode } from '../../../../../test/support/kernel.ts';
+import { HTREE_DIR, SPARSE_BIG_DATA, SPARSE_BIG_SIZE, VARIANTS, buildImage, makeSourceTree, pseudoRandom } from './fixtures.ts';
 import { BlockWindow as SliceSource } from '@guestlens/block';
-import { scratchDir } from '../../../test/support/scratch.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
 
 const MAX_HASH = 64 * 1024 * 1024;
 

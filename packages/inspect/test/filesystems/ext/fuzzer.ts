@@ -10,20 +10,20 @@
  */
 import { join } from 'node:path';
 import { readFile, writeFile, mkdir, truncate, open as openFile, rm } from 'node:fs/promises';
-import { ExtError, ExtFilesystem } from '../src/filesystems/ext/index.ts';
-import { crc32c } from '../src/filesystems/ext/checksum.ts';
-import { descriptorBlockLocation, groupDescChecksum, hasGroupDescChecksum } from '../src/filesystems/ext/groupDescriptor.ts';
-import { GOOD_OLD_INODE_SIZE, INODE_FLAGS, inodeChecksum, inodeLocation, readInode, S_IFDIR, S_IFMT } from '../src/filesystems/ext/inode.ts';
-import { mapBlocks } from '../src/filesystems/ext/mapping.ts';
-import { openJournal } from '../src/filesystems/ext/journal/index.ts';
-import { INCOMPAT, hasIncompat } from '../src/filesystems/ext/superblock.ts';
-import type { ExtVolume } from '../src/filesystems/ext/volume.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { MemorySource, ReadBudgetExceeded } from '../../../test/support/memorySource.ts';
-import { Prng as Rng } from '../../../test/support/prng.ts';
-import { sh } from '../../../test/support/run.ts';
-import { mountImage } from '../../../test/support/kernel.ts';
-import type { Filesystem } from '../src/filesystems/filesystem.ts';
+import { ExtError, ExtFilesystem } from '../../../src/filesystems/ext/index.ts';
+import { crc32c } from '../../../src/filesystems/ext/checksum.ts';
+import { descriptorBlockLocation, groupDescChecksum, hasGroupDescChecksum } from '../../../src/filesystems/ext/groupDescriptor.ts';
+import { GOOD_OLD_INODE_SIZE, INODE_FLAGS, inodeChecksum, inodeLocation, readInode, S_IFDIR, S_IFMT } from '../../../src/filesystems/ext/inode.ts';
+import { mapBlocks } from '../../../src/filesystems/ext/mapping.ts';
+import { openJournal } from '../../../src/filesystems/ext/journal/index.ts';
+import { INCOMPAT, hasIncompat } from '../../../src/filesystems/ext/superblock.ts';
+import type { ExtVolume } from '../../../src/filesystems/ext/volume.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { MemorySource, ReadBudgetExceeded } from '../../../../../test/support/memorySource.ts';
+import { Prng as Rng } from '../../../../../test/support/prng.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { mountImage } from '../../../../../test/support/kernel.ts';
+import type { Filesystem } from '../../../src/filesystems/filesystem.ts';
 
 export { MemorySource, ReadBudgetExceeded };
 

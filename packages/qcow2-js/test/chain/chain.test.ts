@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { imageChain, openImage, Qcow2Error, Qcow2Image, type ReferencedFile } from '../src/index.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
-import { assertMatchesQemu, makeRaw, MiB, qemuImg, qemuIo } from './support/qemu.ts';
-import { EXT_BACKING_FORMAT, EXT_FEATURE_TABLE, findExtension, patch, readU64, writeU32, writeU64 } from './support/patch.ts';
+import { imageChain, openImage, Qcow2Error, Qcow2Image, type ReferencedFile } from '../../src/index.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
+import { scratchDir } from '../../../../test/support/scratch.ts';
+import { sh } from '../../../../test/support/run.ts';
+import { assertMatchesQemu, makeRaw, MiB, qemuImg, qemuIo } from '../support/qemu.ts';
+import { EXT_BACKING_FORMAT, EXT_FEATURE_TABLE, findExtension, patch, readU64, writeU32, writeU64 } from '../support/patch.ts';
 
 async function rejects(promise: Promise<unknown>, check: (err: Qcow2Error) => void): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {

@@ -6,11 +6,11 @@
  * be a typed ExtError, no case may loop, and memory stays bounded.
  */
 import assert from 'node:assert/strict';
-import { ExtError, ExtFilesystem } from '../src/filesystems/ext/index.ts';
-import { inodeLocation, readInode } from '../src/filesystems/ext/inode.ts';
-import { mapBlocks } from '../src/filesystems/ext/mapping.ts';
-import { loopMountUnavailable } from '../../../test/support/kernel.ts';
-import { MemorySource, buildFuzzImages, runFuzz, type FuzzImage } from './extFuzzer.ts';
+import { ExtError, ExtFilesystem } from '../../../src/filesystems/ext/index.ts';
+import { inodeLocation, readInode } from '../../../src/filesystems/ext/inode.ts';
+import { mapBlocks } from '../../../src/filesystems/ext/mapping.ts';
+import { loopMountUnavailable } from '../../../../../test/support/kernel.ts';
+import { MemorySource, buildFuzzImages, runFuzz, type FuzzImage } from './fuzzer.ts';
 
 const CASES = Number(process.env.EXT_FUZZ_CASES ?? 3000);
 

@@ -8,9 +8,9 @@
  */
 import { chmod, chown, lchown, link, mkdir, open, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
-import { mountImage } from '../../../test/support/kernel.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { sh } from '../../../../../test/support/run.ts';
+import { mountImage } from '../../../../../test/support/kernel.ts';
 
 /** Deterministic bytes (xorshift), so content hashes are stable and not all zeros. */
 export function pseudoRandom(length: number, seed: number): Buffer {

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { copyFile, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openImage, Qcow2Error, type ImageLayer, type OpenImageOptions } from '../src/index.ts';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { makeRaw, MiB, qemuImg, qemuIo } from './support/qemu.ts';
-import { EXT_FEATURE_TABLE, findExtension, l2EntryOffset, patch, rawHeader, readU64, writeU32, writeU64 } from './support/patch.ts';
+import { openImage, Qcow2Error, type ImageLayer, type OpenImageOptions } from '../../../src/index.ts';
+import { guardImages } from '../../../../../test/support/imageGuard.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { makeRaw, MiB, qemuImg, qemuIo } from '../../support/qemu.ts';
+import { EXT_FEATURE_TABLE, findExtension, l2EntryOffset, patch, rawHeader, readU64, writeU32, writeU64 } from '../../support/patch.ts';
 
 async function openFds(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;

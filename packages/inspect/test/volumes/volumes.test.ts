@@ -11,13 +11,13 @@ import { copyFile, open, readFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { RawFileSource } from '@guestlens/qcow2-js';
-import { PartitionTableError, probeFilesystem, readPartitionTable, SliceBoundsError, type Partition, type PartitionTable } from '../src/index.ts';
+import { PartitionTableError, probeFilesystem, readPartitionTable, SliceBoundsError, type Partition, type PartitionTable } from '../../src/index.ts';
 import { BlockWindow as SliceSource } from '@guestlens/block';
-import { guardImages } from '../../../test/support/imageGuard.ts';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
-import { MemorySource } from '../../../test/support/memorySource.ts';
-import { Prng } from '../../../test/support/prng.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
+import { scratchDir } from '../../../../test/support/scratch.ts';
+import { sh } from '../../../../test/support/run.ts';
+import { MemorySource } from '../../../../test/support/memorySource.ts';
+import { Prng } from '../../../../test/support/prng.ts';
 
 interface SfdiskPartition {
   node: string;

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import { scratchDir } from '../../../test/support/scratch.ts';
-import { differential, makeSeeds, mutate, runCase, type Seed, type Verdict } from './support/fuzzer.ts';
-import { prng } from './support/qemu.ts';
+import { scratchDir } from '../../../../../test/support/scratch.ts';
+import { differential, makeSeeds, mutate, runCase, type Seed, type Verdict } from '../../support/fuzzer.ts';
+import { prng } from '../../support/qemu.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 3000);
 /** One case may take long under load, but not this long: a case that does is treated as a hang. */
