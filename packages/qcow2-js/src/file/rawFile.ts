@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { checkRange, GuestlensError, type BlockSource, type Extent } from '@guestlens/block';
+import { fileRunAt } from './holes.ts';
 
 /**
  * A host file (or block device) as a block source: QEMU's "file" protocol,
@@ -54,9 +55,11 @@ export class RawFileSource implements BlockSource {
     }
   }
 
+  /** Holes of the file read as zeros (SEEK_DATA/SEEK_HOLE, as QEMU's file driver maps them). */
   async extent(offset: number, length: number): Promise<Extent> {
     checkRange(this, offset, length);
-    return { offset, length, kind: 'data' };
+    const run = fileRunAt(this.requireOpen().fd, offset, length, this.size);
+    return { offset, length: run.length, kind: run.data ? 'data' : 'zero' };
   }
 
   async refresh(): Promise<void> {

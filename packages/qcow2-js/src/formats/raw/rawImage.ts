@@ -54,7 +54,8 @@ export class RawImage implements ImageLayer {
     checkRange(this, offset, length);
     const at = this.offset + offset;
     if (at >= this.file.size) return { offset, length, kind: 'zero' };
-    return { offset, length: Math.min(length, this.file.size - at), kind: 'data' };
+    const e = await this.file.extent(at, Math.min(length, this.file.size - at));
+    return { offset, length: e.length, kind: e.kind };
   }
 
   async refresh(): Promise<void> {
