@@ -136,7 +136,11 @@ export interface Filesystem {
   listxattr?(ino: number): Promise<string[]>;
   /** The value of one extended attribute; FilesystemError ENODATA when there is none by that name. */
   getxattr?(ino: number, name: string): Promise<Buffer>;
-  /** The extents of a regular file covering [offset, offset + length) (default: the whole file), in order, holes included. */
+  /**
+   * The extents of a regular file covering [offset, offset + length) (default:
+   * the whole file), in order, holes included; block-granular as FIEMAP reports
+   * them (the last one may run past the end of the file to the end of its block).
+   */
   extents?(ino: number, offset?: number, length?: number): Promise<FileExtent[]>;
   /** Every inode in use (and with `deleted`, those the filesystem still describes), in inode order. */
   inodes?(options?: InodeEnumerationOptions): AsyncIterable<InodeEntry>;

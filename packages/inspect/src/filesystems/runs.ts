@@ -14,6 +14,8 @@ export interface BlockRun {
   pblk: number | undefined;
   /** The run is allocated but reads as zeros (an unwritten/preallocated extent); only with pblk undefined. */
   unwritten?: boolean;
+  /** Where an unwritten run is allocated (it reads as zeros, but FIEMAP and forensics show its blocks). */
+  allocatedPblk?: number;
 }
 
 /**
@@ -42,7 +44,11 @@ export function fillAndMergeRuns(runs: readonly BlockRun[], lblk: number, count:
   const push = (r: BlockRun) => {
     const prev = out[out.length - 1];
     if (prev && prev.lblk + prev.length === r.lblk) {
-      if (prev.pblk === undefined && r.pblk === undefined && !prev.unwritten === !r.unwritten) {
+      if (prev.pblk === undefined && r.pblk === undefined && !prev.unwritten && !r.unwritten) {
+        prev.length += r.length;
+        return;
+      }
+      if (prev.unwritten && r.unwritten && prev.allocatedPblk !== undefined && prev.allocatedPblk + prev.length === r.allocatedPblk) {
         prev.length += r.length;
         return;
       }
@@ -58,7 +64,13 @@ export function fillAndMergeRuns(runs: readonly BlockRun[], lblk: number, count:
     const e = Math.min(r.lblk + r.length, end);
     if (e <= s) continue;
     if (s > pos) push({ lblk: pos, length: s - pos, pblk: undefined });
-    push({ lblk: s, length: e - s, pblk: r.pblk === undefined ? undefined : r.pblk + (s - r.lblk), ...(r.unwritten ? { unwritten: true } : {}) });
+    const moved = s - r.lblk;
+    push({
+      lblk: s,
+      length: e - s,
+      pblk: r.pblk === undefined ? undefined : r.pblk + moved,
+      ...(r.unwritten ? { unwritten: true, ...(r.allocatedPblk === undefined ? {} : { allocatedPblk: r.allocatedPblk + moved }) } : {}),
+    });
     pos = e;
   }
   if (pos < end) push({ lblk: pos, length: end - pos, pblk: undefined });

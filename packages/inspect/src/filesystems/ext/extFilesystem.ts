@@ -8,7 +8,10 @@
 import { BoundedLru, type BlockSource } from '@guestlens/block';
 import { decodeName } from '../names.ts';
 import { readRuns } from '../runs.ts';
-import type { DirEntry, FileStat, Filesystem, StatFs } from '../filesystem.ts';
+import type { DirEntry, FileExtent, FileStat, Filesystem, InodeEntry, InodeEnumerationOptions, StatFs } from '../filesystem.ts';
+import { aclToXattr } from './acl.ts';
+import { scanInodes } from './inodeScan.ts';
+import { xattrEntries } from './xattr.ts';
 import { ExtError, ExtUnsupportedError } from './errors.ts';
 import { readGroupDescriptors } from './groupDescriptor.ts';
 import { INODE_FLAGS, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, deviceNumber, fileTypeOfMode, readInode, type Inode } from './inode.ts';
@@ -163,28 +166,74 @@ export class ExtFilesystem implements Filesystem {
   }
 
   async getattr(ino: number): Promise<FileStat> {
+    return statOf(await readInode(this.state.vol, ino));
+  }
+
+  // ---- optional capabilities -----------------------------------------------
+
+  async listxattr(ino: number): Promise<string[]> {
+    const { vol } = this.state;
+    const entries = await xattrEntries(vol, await readInode(vol, ino));
+    // system.data holds inline data: the kernel has no handler for it and never lists it.
+    return entries.filter((e) => !(e.nameIndex === 7 && e.suffix.toString('latin1') === 'data')).map((e) => e.name);
+  }
+
+  async getxattr(ino: number, name: string): Promise<Buffer> {
+    const { vol } = this.state;
+    const entries = await xattrEntries(vol, await readInode(vol, ino));
+    const e = entries.find((x) => x.name === name && !(x.nameIndex === 7 && x.suffix.toString('latin1') === 'data'));
+    if (!e) throw new ExtError('ENODATA', vol.image, `inode ${ino} has no extended attribute ${JSON.stringify(name)}`);
+    let value: Buffer;
+    if (e.valueInum !== 0) {
+      const ea = await readInode(vol, e.valueInum, { special: true });
+      if (!(ea.i_flags & INODE_FLAGS.EA_INODE)) throw vol.corrupt(`extended attribute ${name} of inode ${ino}`, undefined, `its value inode ${e.valueInum} is not an EA inode`);
+      if (ea.size < e.valueSize) throw vol.corrupt(`extended attribute ${name} of inode ${ino}`, undefined, `its value inode ${e.valueInum} holds ${ea.size} bytes, not ${e.valueSize}`);
+      value = await readMapped(vol, ea, 0, e.valueSize);
+    } else {
+      value = Buffer.from(e.area.subarray(e.valueStart, e.valueStart + e.valueSize));
+    }
+    // POSIX ACLs are stored in ext4's short form; getxattr(2) returns the generic one.
+    if (e.nameIndex === 2 || e.nameIndex === 3) return aclToXattr(value) ?? value;
+    return value;
+  }
+
+  async extents(ino: number, offset = 0, length?: number): Promise<FileExtent[]> {
     const { vol } = this.state;
     const inode = await readInode(vol, ino);
-    const type = fileTypeOfMode(inode.i_mode);
-    const stat: FileStat = {
-      ino,
-      type,
-      mode: inode.i_mode,
-      nlink: inode.i_links_count,
-      uid: inode.uid,
-      gid: inode.gid,
-      size: inode.size,
-      blocks: inode.blocks512,
-      atime: inode.atime,
-      mtime: inode.mtime,
-      ctime: inode.ctime,
-    };
-    // ext4_file_getattr reports at least the inline bytes in st_blocks, so tools do not take the file for sparse.
-    if (type === 'file' && inode.i_flags & INODE_FLAGS.INLINE_DATA) stat.blocks += Math.floor((inode.size + 511) / 512);
-    if (inode.crtime) stat.crtime = inode.crtime;
-    if (type === 'chardev' || type === 'blockdev') stat.rdev = deviceNumber(inode);
-    return stat;
+    const wanted = Math.min(inode.size, length === undefined ? inode.size : offset + length);
+    if (offset >= wanted) return [];
+    if (inode.i_flags & INODE_FLAGS.INLINE_DATA) return [{ offset, length: wanted - offset, kind: 'inline' }];
+    const bs = vol.blockSize;
+    // Whole blocks, as FIEMAP reports them: the last extent runs to the end of its block.
+    const end = Math.ceil(wanted / bs) * bs;
+    const first = Math.floor(offset / bs);
+    const runs = await mapBlocks(vol, inode, first, Math.ceil(end / bs) - first);
+    const out: FileExtent[] = [];
+    for (const run of runs) {
+      const from = Math.max(offset, run.lblk * bs);
+      const to = Math.min(end, (run.lblk + run.length) * bs);
+      if (to <= from) continue;
+      if (run.pblk !== undefined) out.push({ offset: from, length: to - from, kind: 'data', physical: run.pblk * bs + (from - run.lblk * bs) });
+      else if (run.unwritten) out.push({ offset: from, length: to - from, kind: 'unwritten', ...(run.allocatedPblk === undefined ? {} : { physical: run.allocatedPblk * bs + (from - run.lblk * bs) }) });
+      else out.push({ offset: from, length: to - from, kind: 'hole' });
+    }
+    return out;
   }
+
+  async *inodes(options: InodeEnumerationOptions = {}): AsyncIterable<InodeEntry> {
+    for await (const { inode, deleted } of scanInodes(this.state.vol, options.deleted ?? false)) {
+      const stat = statOf(inode);
+      if (deleted && inode.i_dtime) stat.dtime = { sec: inode.i_dtime, nsec: 0 };
+      yield { ino: inode.ino, deleted, stat };
+    }
+  }
+
+  async lookupRaw(dirIno: number, name: Buffer): Promise<number | undefined> {
+    if (name.length === 1 && name[0] === 0x2e) return dirIno;
+    const dir = await this.directory(dirIno);
+    return dir.entries.find((e) => e.name.equals(name))?.ino;
+  }
+
 
   async readdir(ino: number): Promise<DirEntry[]> {
     const entries = (await this.directory(ino)).entries;
@@ -289,6 +338,30 @@ export class ExtFilesystem implements Filesystem {
 }
 
 const DIR_CACHE_ENTRIES = 200_000;
+
+/** stat(2) of an inode, as the kernel's ext4_getattr fills it. */
+function statOf(inode: Inode): FileStat {
+  const type = fileTypeOfMode(inode.i_mode);
+  const stat: FileStat = {
+    ino: inode.ino,
+    type,
+    mode: inode.i_mode,
+    nlink: inode.i_links_count,
+    uid: inode.uid,
+    gid: inode.gid,
+    size: inode.size,
+    blocks: inode.blocks512,
+    atime: inode.atime,
+    mtime: inode.mtime,
+    ctime: inode.ctime,
+  };
+  // ext4_file_getattr reports at least the inline bytes in st_blocks, so tools do not take the file for sparse.
+  if (type === 'file' && inode.i_flags & INODE_FLAGS.INLINE_DATA) stat.blocks += Math.floor((inode.size + 511) / 512);
+  if (inode.crtime) stat.crtime = inode.crtime;
+  if (type === 'chardev' || type === 'blockdev') stat.rdev = deviceNumber(inode);
+  return stat;
+}
+
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 

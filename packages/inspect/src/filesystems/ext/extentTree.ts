@@ -90,7 +90,7 @@ async function walk(
       prevKey = ee_block + ee_len - 1;
       if (ee_block >= end) break;
       if (ee_block + ee_len <= start) continue;
-      out.push(unwritten ? { lblk: ee_block, length: ee_len, pblk: undefined, unwritten: true } : { lblk: ee_block, length: ee_len, pblk: ee_start });
+      out.push(unwritten ? { lblk: ee_block, length: ee_len, pblk: undefined, unwritten: true, allocatedPblk: ee_start } : { lblk: ee_block, length: ee_len, pblk: ee_start });
     }
     return;
   }

@@ -5,36 +5,19 @@
  */
 import { GOOD_OLD_INODE_SIZE, N_BLOCKS_BYTES, type Inode } from './inode.ts';
 import type { ExtVolume } from './volume.ts';
+import { inInodeEntries, XATTR_MAGIC } from './xattr.ts';
 
-const XATTR_MAGIC = 0xea020000;
 const XATTR_INDEX_SYSTEM = 7;
-const ENTRY_HEADER = 16;
 
 /** The value of system.data from the in-inode xattr area (empty when absent). */
 export function inlineXattrValue(vol: ExtVolume, inode: Inode): Buffer {
   const raw = inode.raw;
-  const where = `in-inode extended attributes of inode ${inode.ino}`;
   const start = GOOD_OLD_INODE_SIZE + inode.i_extra_isize;
   if (start + 4 > raw.length || raw.readUInt32LE(start) !== XATTR_MAGIC) return Buffer.alloc(0);
-  const first = start + 4;
-  let pos = first;
-  // Entries are at least 16 bytes, so this loop ends within the inode.
-  while (pos + 4 <= raw.length && raw.readUInt32LE(pos) !== 0) {
-    if (pos + ENTRY_HEADER > raw.length) throw vol.corrupt(where, undefined, 'an entry runs past the end of the inode');
-    const nameLen = raw.readUInt8(pos);
-    const nameIndex = raw.readUInt8(pos + 1);
-    const valueOffs = raw.readUInt16LE(pos + 2);
-    const valueInum = raw.readUInt32LE(pos + 4);
-    const valueSize = raw.readUInt32LE(pos + 8);
-    const entryEnd = pos + ((ENTRY_HEADER + nameLen + 3) & ~3);
-    if (entryEnd > raw.length) throw vol.corrupt(where, undefined, 'an entry name runs past the end of the inode');
-    const name = raw.subarray(pos + ENTRY_HEADER, pos + ENTRY_HEADER + nameLen).toString('latin1');
-    if (nameIndex === XATTR_INDEX_SYSTEM && name === 'data') {
-      if (valueInum !== 0) throw vol.corrupt(where, undefined, 'system.data stored in an EA inode');
-      if (first + valueOffs + valueSize > raw.length) throw vol.corrupt(where, undefined, `system.data value (${valueSize} bytes at ${valueOffs}) runs past the inode`);
-      return raw.subarray(first + valueOffs, first + valueOffs + valueSize);
-    }
-    pos = entryEnd;
+  for (const e of inInodeEntries(vol, inode)) {
+    if (e.nameIndex !== XATTR_INDEX_SYSTEM || e.suffix.toString('latin1') !== 'data') continue;
+    if (e.valueInum !== 0) throw vol.corrupt(`in-inode extended attributes of inode ${inode.ino}`, undefined, 'system.data stored in an EA inode');
+    return e.area.subarray(e.valueStart, e.valueStart + e.valueSize);
   }
   return Buffer.alloc(0);
 }

@@ -60,6 +60,8 @@ export interface Inode {
   raw: Buffer;
   /** Seed for checksums of this inode's extent and directory blocks. */
   csumSeed: number;
+  /** Deletion time (and, on the orphan list, the next orphan). */
+  i_dtime: number;
 }
 
 /** Where inode `ino` lives on disk: its byte offset. Validates the number. */
@@ -85,8 +87,13 @@ export async function readInode(vol: ExtVolume, ino: number, options: ReadInodeO
   const { block, offsetInBlock } = inodeLocation(vol, ino);
   const data = await vol.cache.read(block);
   const raw = Buffer.from(data.subarray(offsetInBlock, offsetInBlock + sb.s_inode_size));
+  return decodeInode(vol, ino, raw, block * sb.blockSize + offsetInBlock, options);
+}
+
+/** An inode from its on-disk bytes (`byteOffset` names where they were, for errors): validated, checksum verified. */
+export function decodeInode(vol: ExtVolume, ino: number, raw: Buffer, byteOffset: number, options: ReadInodeOptions = {}): Inode {
+  const sb = vol.sb;
   const where = `inode ${ino}`;
-  const byteOffset = block * sb.blockSize + offsetInBlock;
 
   const i_links_count = raw.readUInt16LE(0x1a);
   const i_mode = raw.readUInt16LE(0x00);
@@ -154,6 +161,7 @@ export async function readInode(vol: ExtVolume, ino: number, options: ReadInodeO
     crtime: fits(0x90, 4) ? time(0x90, 0x94) : undefined,
     raw,
     csumSeed,
+    i_dtime: raw.readUInt32LE(0x14),
   };
 }
 
