@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { dfHeader, dfRow, guestDisplayName } from '../src/df/dfOutput.ts';
-import { humanSize } from '../src/df/humanSize.ts';
-import { csvField } from '../src/df/csv.ts';
+import { humanSize } from '../src/output/humanSize.ts';
+import { csvField } from '../src/output/csv.ts';
 import { csvPercent } from '../src/df/percent.ts';
 
 const sda1 = { bsize: 1024, blocks: 30324, bfree: 29818, bavail: 28180, files: 8192, ffree: 8180 };

@@ -3,16 +3,14 @@
  * are the disks of one guest; -d/--domain-xml read a libvirt domain's disks.
  * Numbers are what the guest kernel's statfs would return.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 // Packages are imported when the command runs, not when the CLI starts (see cli/build.mjs).
-import type { DfRow, ImageSpec } from '@guestlens/inspect';
-import { BACKING_POLICIES, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js/policy';
+import type { DfRow } from '@guestlens/inspect';
+import type { BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js/policy';
+import { backingPolicy, guestJobs, guestOptions, type GuestJob } from '../guest/guestJobs.ts';
 import { EXIT_ERROR, EXIT_PARTIAL, UsageError, describeError } from '../errors.ts';
-import { dfHeader, dfRow, guestDisplayName, type DfOutputOptions } from '../df/dfOutput.ts';
+import { dfHeader, dfRow, type DfOutputOptions } from '../df/dfOutput.ts';
 import { forEachOrdered } from '../parallel.ts';
-import type { Domain } from '../libvirt/domainXml.ts';
 
 interface DfArgs {
   images: string[];
@@ -30,14 +28,6 @@ interface DfArgs {
   backing?: string;
 }
 
-/** One guest to report on. */
-interface GuestJob {
-  name: string;
-  images: ImageSpec[];
-  /** Disks we know we cannot read (libvirt network/volume disks). */
-  unreadable: string[];
-}
-
 interface GuestResult {
   name: string;
   rows: DfRow[];
@@ -50,7 +40,7 @@ export const dfCommand: CommandModule<object, DfArgs> = {
   command: 'df [images..]',
   describe: 'Free space of every filesystem in guest disk images (like virt-df)',
   builder: (y: Argv) =>
-    y
+    guestOptions(y, { mount: false })
       .usage(
         'guestlens df [IMAGE...] [-a IMAGE]... [-d DOMAIN] [--domain-xml FILE] [options]\n\n' +
           'Each IMAGE is a guest of its own; several -a are the disks of one guest. ' +
@@ -58,18 +48,12 @@ export const dfCommand: CommandModule<object, DfArgs> = {
           'Give --format raw for untrusted raw images: guestlens never guesses a raw image into another format.',
       )
       .positional('images', { type: 'string', array: true, default: [], describe: 'disk images, one guest each' })
-      .option('add', { alias: 'a', type: 'string', array: true, default: [], describe: 'a disk of the one guest made of all -a disks, in guest order' })
-      .option('format', { type: 'string', describe: 'format of every image (raw, qcow2, vmdk, vdi, vhdx, vpc); detected when absent' })
       .option('human-readable', { alias: 'h', type: 'boolean', default: false, describe: 'sizes in powers of 1024 (1.2G, 235M)' })
       .option('inodes', { alias: 'i', type: 'boolean', default: false, describe: 'inode counts instead of blocks' })
       .option('csv', { type: 'boolean', default: false, describe: 'comma-separated values, as virt-df --csv' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per filesystem' })
       .option('parallel', { alias: 'P', type: 'number', default: 1, describe: 'read up to N guests at a time (output stays in argument order)' })
-      .option('domain', { alias: 'd', type: 'string', array: true, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
-      .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
-      .option('domain-xml', { type: 'string', array: true, default: [], describe: 'a saved libvirt domain XML file' })
       .option('uuid', { type: 'boolean', default: false, describe: 'name libvirt guests by UUID instead of name' })
-      .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' })
       .epilog(
         'Exit status: 0 when every filesystem was read; 3 when something could not be (a filesystem guestlens cannot read, damage, ' +
           'or a guest in which no filesystem was found at all), each said on stderr; 1 when no guest could be read; 2 for a usage error.',
@@ -78,8 +62,8 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     if (args.csv && args.json) throw new UsageError('df: choose one of --csv and --json');
     if (args.csv && args['human-readable']) throw new UsageError('df: -h and --csv cannot be used together (CSV numbers are always plain)');
     if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new UsageError(`df: -P wants a whole number of guests, at least 1 (got ${args.parallel})`);
-    const backing = backingPolicy(args.backing);
-    const jobs = await guestJobs(args);
+    const backing = backingPolicy('df', args.backing);
+    const jobs = await guestJobs(args, args.images);
     if (jobs.length === 0) {
       throw new UsageError('df: name at least one image (guestlens df IMAGE...), -a IMAGE, -d DOMAIN or --domain-xml FILE');
     }
@@ -104,39 +88,6 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     else if (problems > 0) process.exitCode = EXIT_PARTIAL;
   },
 };
-
-async function guestJobs(args: DfArgs): Promise<GuestJob[]> {
-  const spec = (path: string, format = args.format): ImageSpec => ({ path, format });
-  const jobs: GuestJob[] = [];
-  if (args.add.length > 0) {
-    jobs.push({ name: guestDisplayName(basename(args.add[0]), args.add.length), images: args.add.map((p) => spec(p)), unreadable: [] });
-  }
-  for (const image of args.images) jobs.push({ name: basename(image), images: [spec(image)], unreadable: [] });
-  if (args['domain-xml'].length > 0) {
-    const { parseDomainXml } = await import('../libvirt/domainXml.ts');
-    for (const file of args['domain-xml']) jobs.push(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args));
-  }
-  if (args.domain.length > 0) {
-    const { dumpDomain } = await import('../libvirt/virsh.ts');
-    for (const name of args.domain) jobs.push(domainJob(await dumpDomain(name, args.connect), args));
-  }
-  return jobs;
-}
-
-function domainJob(domain: Domain, args: DfArgs): GuestJob {
-  return {
-    name: args.uuid && domain.uuid ? domain.uuid : domain.name,
-    // --format overrides what libvirt says only when given.
-    images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format })),
-    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type} ${u.description}): ${u.type} disks are not supported; only file and block disks are read`),
-  };
-}
-
-function backingPolicy(value: string | undefined): BackingPolicy | undefined {
-  if (value === undefined) return undefined;
-  if (!isBackingPolicy(value)) throw new UsageError(`df: --backing ${value}: use one of ${BACKING_POLICIES.join(', ')}`);
-  return value;
-}
 
 /** Open the guest, read every filesystem (again after a refresh while the guest is live and reads were torn), close it. */
 async function readGuest(job: GuestJob, backing: BackingPolicy | undefined): Promise<GuestResult> {

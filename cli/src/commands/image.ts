@@ -7,7 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
 import { GuestlensError } from '@guestlens/block';
 import { UsageError } from '../errors.ts';
-import { printJson } from '../output.ts';
+import { printJson } from '../output/print.ts';
 
 const BACKING_POLICIES = ['allow', 'same-dir', 'none'] as const;
 const FORMATS = ['qcow2', 'raw'] as const;

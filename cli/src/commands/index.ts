@@ -5,6 +5,9 @@ import { lockCommand } from './lock.ts';
 import { overlayCommand } from './overlay.ts';
 import { imageCommand } from './image.ts';
 import { dfCommand } from './df.ts';
+import { filesystemsCommand } from './filesystems.ts';
+import { inspectCommand } from './inspect.ts';
+import { lsCommand } from './ls.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dfCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
+export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, locksCommand, lockCommand, overlayCommand, imageCommand];

@@ -7,7 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 // Packages load when the command runs, not when the CLI starts (see cli/build.mjs).
 import type { ImageHolder, ProbeResult } from '@guestlens/locking';
 import { EXIT_ERROR, EXIT_PARTIAL, describeError, isUserError } from '../errors.ts';
-import { printJson, println } from '../output.ts';
+import { printJson, println } from '../output/print.ts';
 
 interface LocksArgs {
   images: string[];

@@ -7,7 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { BACKING_POLICIES, isBackingPolicy, type BackingPolicyName as BackingPolicy } from '@guestlens/qcow2-js/policy';
 import type { ChainEntry } from '@guestlens/overlay';
 import { UsageError } from '../errors.ts';
-import { printJson, println } from '../output.ts';
+import { printJson, println } from '../output/print.ts';
 
 const UNTRUSTED_NOTE =
   'Untrusted raw images: give --format raw. Without --format the format is read from the header magic (qcow2, vmdk, vdi, vhdx, vpc; anything else is raw), ' +

@@ -4,8 +4,8 @@
  * on statvfs numbers: sizes in 1 KiB units = blocks * bsize / 1024.
  */
 import type { StatFs } from '@guestlens/inspect';
-import { csvLine } from './csv.ts';
-import { humanSize } from './humanSize.ts';
+import { csvLine } from '../output/csv.ts';
+import { humanSize } from '../output/humanSize.ts';
 import { csvPercent, textPercent, usePercent } from './percent.ts';
 
 /** The statvfs numbers df prints. */
@@ -52,7 +52,4 @@ export function dfRow(name: string, device: string, st: DfStat, o: DfOutputOptio
   return `${lead}${cols[0].padStart(10)} ${cols[1].padStart(10)} ${cols[2].padStart(10)} ${textPercent(percent).padStart(5)}\n`;
 }
 
-/** virt-df's guest name for several disks of one guest: the first name plus one "+" per extra disk. */
-export function guestDisplayName(firstName: string, diskCount: number): string {
-  return firstName + '+'.repeat(Math.max(0, diskCount - 1));
-}
+export { guestDisplayName } from '../guest/guestJobs.ts';

@@ -48,4 +48,12 @@ export { openExt } from './filesystems/ext/index.ts';
 
 export * from './errors.ts';
 
+export { FileTree } from './guest/guestFilesystem.ts';
+export { GuestTree, normaliseMountpoint, type MountSpec, type MountedDevice, type WalkEntry, type WalkOptions } from './guest/guestTree.ts';
+export { resolveInGuest, type MountTable, type MountedFilesystem } from './guest/pathResolver.ts';
+export { inspectGuest, mountWhatReads, type GuestInspection, type InspectOptions, type OperatingSystem, type FilesystemSummary } from './os/inspect.ts';
+export { parseFstab, mountMapFromFstab, resolveSpec, parseMapperName, type FstabEntry, type MountMapEntry, type UnmatchedEntry } from './os/fstab.ts';
+export type { Application, ApplicationList } from './os/packages/application.ts';
+export { elfArchitecture } from './os/elf.ts';
+
 export { guestDf, readGuestDf, isRetryable, type DfRow, type DfProblem, type GuestDf, type ReadDfOptions } from './df/guestDf.ts';
