@@ -8,6 +8,11 @@ import { dfCommand } from './df.ts';
 import { filesystemsCommand } from './filesystems.ts';
 import { inspectCommand } from './inspect.ts';
 import { lsCommand } from './ls.ts';
+import { catCommand } from './cat.ts';
+import { statCommand } from './stat.ts';
+import { hashCommand } from './hash.ts';
+import { copyOutCommand } from './copyOut.ts';
+import { timelineCommand } from './timeline.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
+export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, locksCommand, lockCommand, overlayCommand, imageCommand];

@@ -8,7 +8,7 @@
  */
 import { GuestOpenError, GuestPathError } from '../errors.ts';
 import { decodeName } from '../filesystems/names.ts';
-import type { FileStat, Filesystem } from '../filesystems/filesystem.ts';
+import type { FileStat, FileType, Filesystem } from '../filesystems/filesystem.ts';
 import type { Guest } from './guest.ts';
 import { FileTree, type GuestFilesystem } from './guestFilesystem.ts';
 import type { MountedFilesystem, MountTable } from './pathResolver.ts';
@@ -41,6 +41,8 @@ export interface WalkEntry {
   target?: string;
   /** Depth below the walk's start (0 for the start itself). */
   depth: number;
+  /** The type the directory entry records (undefined for the start, and where the format records none). */
+  entryType?: FileType;
 }
 
 export interface WalkOptions {
@@ -124,7 +126,9 @@ export class GuestTree extends FileTree {
             stat = await m.fs.getattr(childIno);
           }
         }
-        yield await entry(childPath, d.rawName, d.name, childFs, childDevice, childIno, stat, depth + 1);
+        const child = await entry(childPath, d.rawName, d.name, childFs, childDevice, childIno, stat, depth + 1);
+        if (d.type !== 'unknown') child.entryType = d.type;
+        yield child;
         if (recursive && stat.type === 'directory') yield* visit(childPath, childFs, childDevice, childIno, depth + 1);
       }
     };
