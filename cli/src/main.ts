@@ -6,6 +6,11 @@ import { commands } from './commands/index.ts';
 import { EXIT_ERROR, EXIT_USAGE, UsageError, describeError, isUserError } from './errors.ts';
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that went away (`guestlens ls ... | head`) ends the output, not the program with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const parser = yargs(argv)
     .scriptName('guestlens')
     .usage('$0 <command> [options]\n\nLook inside virtual-machine disk images, including running ones, read-only.')

@@ -34,6 +34,8 @@ interface GuestResult {
   problems: string[];
   /** The guest could not be opened at all. */
   failed: boolean;
+  /** device → where the guest mounts it (with --json). */
+  mountpoints?: Map<string, string>;
 }
 
 export const dfCommand: CommandModule<object, DfArgs> = {
@@ -72,14 +74,14 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     const json: object[] = [];
     let failedGuests = 0;
     let problems = 0;
-    await forEachOrdered(jobs, args.parallel, (job) => readGuest(job, backing), (result) => {
+    await forEachOrdered(jobs, args.parallel, (job) => readGuest(job, backing, args.json), (result) => {
       if (result.failed) failedGuests++;
       problems += result.problems.length;
       for (const p of result.problems) process.stderr.write(`guestlens: df: ${result.name}: ${p}\n`);
       for (const row of result.rows) {
         for (const w of row.warnings) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: ${w}\n`);
         if (!row.statfs.exact) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: figures may differ from the guest's: ${row.statfs.reason ?? 'inexact'}\n`);
-        if (args.json) json.push(jsonRow(result.name, row));
+        if (args.json) json.push(jsonRow(result.name, row, result.mountpoints?.get(row.device)));
         else process.stdout.write(dfRow(result.name, row.device, row.statfs, out));
       }
     });
@@ -90,8 +92,8 @@ export const dfCommand: CommandModule<object, DfArgs> = {
 };
 
 /** Open the guest, read every filesystem (again after a refresh while the guest is live and reads were torn), close it. */
-async function readGuest(job: GuestJob, backing: BackingPolicy | undefined): Promise<GuestResult> {
-  const { openGuest, readGuestDf } = await import('@guestlens/inspect');
+async function readGuest(job: GuestJob, backing: BackingPolicy | undefined, withMountpoints: boolean): Promise<GuestResult> {
+  const { openGuest, readGuestDf, inspectGuest } = await import('@guestlens/inspect');
   const result: GuestResult = { name: job.name, rows: [], problems: [...job.unreadable], failed: false };
   if (job.images.length === 0) {
     result.problems.push('the domain has no disk guestlens can read');
@@ -109,6 +111,11 @@ async function readGuest(job: GuestJob, backing: BackingPolicy | undefined): Pro
   try {
     const df = await readGuestDf(guest);
     result.rows = df.rows;
+    if (withMountpoints) {
+      // Where the guest mounts each filesystem (its first operating system's fstab): JSON only, text and CSV stay virt-df's.
+      const os = (await inspectGuest(guest, { applications: false }).catch(() => undefined))?.operatingSystems[0];
+      result.mountpoints = new Map(os?.mountpoints.map((m) => [m.device, m.mountpoint]) ?? []);
+    }
     for (const p of df.problems) result.problems.push(`${p.device}: ${p.message}`);
   } catch (err) {
     result.problems.push(err instanceof Error ? describeError(err) : String(err));
@@ -119,7 +126,7 @@ async function readGuest(job: GuestJob, backing: BackingPolicy | undefined): Pro
   return result;
 }
 
-function jsonRow(guest: string, row: DfRow): object {
+function jsonRow(guest: string, row: DfRow, mountpoint: string | undefined): object {
   const s = row.statfs;
   return {
     guest,
@@ -127,6 +134,7 @@ function jsonRow(guest: string, row: DfRow): object {
     fstype: row.fstype,
     label: row.label ?? null,
     uuid: row.uuid ?? null,
+    mountpoint: mountpoint ?? null,
     bsize: s.bsize,
     blocks: s.blocks,
     bfree: s.bfree,

@@ -66,7 +66,10 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       const now = Math.floor(Date.now() / 1000);
       const tree = opened.tree;
       const start = await tree.stat(dir);
-      if (start.type !== 'directory' && (args.recursive || !args.long)) throw new UsageError(`ls: ${dir}: not a directory (for one file use guestlens stat)`);
+      if (start.type !== 'directory' && (args.recursive || !args.long)) {
+        const { GuestPathError } = await import('@guestlens/inspect');
+        throw new GuestPathError('ENOTDIR', dir, (await tree.resolve(dir)).device, 'ls lists directories; guestlens stat describes one file');
+      }
       if (args.json || (args.long && args.recursive) || structured) {
         const o: LongOptions = { csv: args.csv, human: args['human-readable'], uids: args.uids, times, extraStats: args['extra-stats'], now };
         const out: object[] = [];

@@ -34,13 +34,13 @@ export interface GuestJob {
 /** The options every guest command takes. */
 export function guestOptions<T>(y: Argv<T>, { mount = true }: { mount?: boolean } = {}) {
   let out = y
-    .option('add', { alias: 'a', type: 'string', array: true, default: [], describe: 'a disk of the guest (repeat for each disk, in guest order)' })
+    .option('add', { alias: 'a', type: 'string', array: true, nargs: 1, default: [], describe: 'a disk of the guest (repeat for each disk, in guest order)' })
     .option('format', { type: 'string', describe: 'format of every image (raw, qcow2, ...); detected by magic when absent — give raw for untrusted raw images' })
-    .option('domain', { alias: 'd', type: 'string', array: true, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
+    .option('domain', { alias: 'd', type: 'string', array: true, nargs: 1, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
     .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
-    .option('domain-xml', { type: 'string', array: true, default: [], describe: 'a saved libvirt domain XML file' })
+    .option('domain-xml', { type: 'string', array: true, nargs: 1, default: [], describe: 'a saved libvirt domain XML file' })
     .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' });
-  if (mount) out = out.option('mount', { alias: 'm', type: 'string', array: true, default: [], describe: 'mount DEV[:MOUNTPOINT] by hand instead of inspecting (repeatable; MOUNTPOINT defaults to /)' }) as typeof out;
+  if (mount) out = out.option('mount', { alias: 'm', type: 'string', array: true, nargs: 1, default: [], describe: 'mount DEV[:MOUNTPOINT] by hand instead of inspecting (repeatable; MOUNTPOINT defaults to /)' }) as typeof out;
   return out;
 }
 
