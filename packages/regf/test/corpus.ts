@@ -95,6 +95,9 @@ export interface Corpus {
 
 export const CLASS_NAMES: Record<string, string> = { '\\Types': 'TypesClass', '\\Rooted': 'Ünïcødé class' };
 
+/** A last-write time with a sub-second part, set on \\Types of the edited hive. */
+export const TYPES_FILETIME = 133_500_000_001_234_567n;
+
 export async function buildCorpus(): Promise<Corpus> {
   const plain = await buildHive('corpus', corpusReg());
   const data = await readFile(plain);
@@ -105,6 +108,7 @@ export async function buildCorpus(): Promise<Corpus> {
   const rooted = (await hive.key('Rooted'))!;
   const names = (await rooted.subkeys()).map((k) => k.name);
   editor.toIndexRoot(rooted.cell, ['li', 'lf', 'lh'], names);
+  editor.setFiletime((await hive.key('Types'))!.cell, TYPES_FILETIME);
   for (const [path, name] of Object.entries(CLASS_NAMES)) editor.setClassName((await hive.key(path))!.cell, name);
   const edited = `${plain}-edited`;
   await writeFile(edited, editor.finish());

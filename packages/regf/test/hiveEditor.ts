@@ -109,6 +109,10 @@ export class HiveEditor {
     this.setU32(nkCell, NK.subkeyList, this.addCell(ri));
   }
 
+  setFiletime(nkCell: number, filetime: bigint): void {
+    this.hive.writeBigUInt64LE(filetime, HBINS_START + nkCell + 4 + NK.lastWritten);
+  }
+
   setClassName(nkCell: number, className: string): void {
     const bytes = Buffer.from(className, 'utf16le');
     this.setU32(nkCell, NK.className, this.addCell(bytes));

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { openHive, filetimeToIso, RegfValueTypeError, type Hive, type RegistryKey } from '../src/index.ts';
 import { exportHive, hivexget, hivexmlNodes, hivexUnavailable } from './hivex.ts';
-import { BIG_VALUES, buildCorpus, DEEP, MANY, ROOTED, UNICODE_KEYS, type Corpus } from './corpus.ts';
+import { BIG_VALUES, TYPES_FILETIME, buildCorpus, DEEP, MANY, ROOTED, UNICODE_KEYS, type Corpus } from './corpus.ts';
 import { guardImages } from '../../../test/support/imageGuard.ts';
 import { MemorySource } from '../../../test/support/memorySource.ts';
 
@@ -149,11 +149,19 @@ describe('regf: hives built by hivexregedit, read as hivex reads them', function
     for await (const key of hive.walk()) ours.push({ name: key.name, mtime: filetimeToIso(key.lastWrittenFiletime)!, fileOffset: key.cell + 4096 });
     assert.equal(ours.length, nodes.length);
     assert.deepEqual(ours, nodes);
-    // The minimal hive's root keeps the time it had (2010); keys hivex adds get the time it ran.
+    // The minimal hive's root keeps the time it had (2010); hivex does not stamp what it writes.
     assert.equal(filetimeToIso((await hive.root()).lastWrittenFiletime), '2010-02-02T13:42:44Z');
+  });
+
+  it('a key time to the 100 ns, as hivexml shows it to the second', async () => {
+    const hive = await openHive(await readFile(corpus.edited), { name: corpus.edited });
     const types = (await hive.key('Types'))!;
-    assert.ok(Math.abs(types.lastWritten.sec - Date.now() / 1000) < 86400, `\\Types written at ${types.lastWritten.sec}`);
-    assert.ok(types.lastWritten.nsec >= 0 && types.lastWritten.nsec < 1e9 && types.lastWritten.nsec % 100 === 0);
+    assert.equal(types.lastWrittenFiletime, TYPES_FILETIME);
+    // 133500000001234567 × 100 ns after 1601 = 2024-01-17T21:20:00.1234567Z
+    assert.deepEqual(types.lastWritten, { sec: 1705526400, nsec: 123456700 });
+    const node = (await hivexmlNodes(corpus.edited)).find((n) => n.name === 'Types')!;
+    assert.equal(node.mtime, '2024-01-17T21:20:00Z');
+    assert.equal(filetimeToIso(types.lastWrittenFiletime), node.mtime);
   });
 
   it('looks keys and values up case-insensitively, Unicode names included', async () => {
