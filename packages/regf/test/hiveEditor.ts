@@ -32,6 +32,11 @@ export class HiveEditor {
     return this.hive.subarray(at + 4, at + size);
   }
 
+  /** The index the next addCell() returns. */
+  get nextCellIndex(): number {
+    return this.nextCell;
+  }
+
   /** Append a cell holding `data` (padded to 8 with `pad`); returns its index. */
   addCell(data: Buffer, pad = 0): number {
     const total = Math.ceil((data.length + 4) / 8) * 8;
@@ -144,7 +149,7 @@ export class HiveEditor {
     if (options.primarySequence !== undefined) out.writeUInt32LE(options.primarySequence, BASE_BLOCK.primarySequence);
     if (options.secondarySequence !== undefined) out.writeUInt32LE(options.secondarySequence, BASE_BLOCK.secondarySequence);
     const sum = baseBlockChecksum(out);
-    out.writeUInt32LE(options.badChecksum ? sum ^ 0x5a5a : sum, BASE_BLOCK.checksum);
+    out.writeUInt32LE(options.badChecksum ? (sum ^ 0x5a5a) >>> 0 : sum, BASE_BLOCK.checksum);
     return out;
   }
 }
