@@ -30,3 +30,14 @@ export {
   RegfValueTypeError,
   type RegfErrorCode,
 } from './errors.ts';
+export {
+  windowsFacts,
+  type WindowsFacts,
+  type WindowsVersionFacts,
+  type WindowsApplication,
+  type WindowsSystemFacts,
+  type DriveMapping,
+  type FactWarning,
+} from './windows/windowsFacts.ts';
+export { decodeMountedDevice, type MountedDevice, type MountedDeviceTarget } from './windows/mountedDevices.ts';
+export { windowsOsinfo, type OsinfoInput } from './windows/osinfo.ts';

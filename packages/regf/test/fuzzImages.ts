@@ -23,6 +23,16 @@ export async function buildFuzzImages(): Promise<FuzzImage[]> {
     L.push(`[HKEY_LOCAL_MACHINE\\SOFTWARE\\Fan\\${names[i]}]`, i % 7 === 0 ? `"v"=dword:0000000${i % 10}` : '', '');
   }
   L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\Ünïcødé 日本]', '"n"="v"', '');
+  // What the Windows facts read, so fuzzing reaches them too (one hive serves as SOFTWARE and SYSTEM).
+  for (const k of ['Microsoft', 'Microsoft\\Windows NT', 'Microsoft\\Windows', 'Microsoft\\Windows\\CurrentVersion', 'ControlSet001', 'ControlSet001\\Control', 'ControlSet001\\Control\\ComputerName']) {
+    L.push(`[HKEY_LOCAL_MACHINE\\SOFTWARE\\${k}]`, '');
+  }
+  L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]', '"ProductName"="Windows 10 Pro"', '"CurrentMajorVersionNumber"=dword:0000000a', '"CurrentMinorVersionNumber"=dword:00000000', '"CurrentBuildNumber"="22631"', '"InstallationType"="Client"', '');
+  L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall]', '');
+  for (const app of ['App1', 'App2']) L.push(`[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\${app}]`, `"DisplayName"="${app}"`, '"DisplayVersion"="1.0"', '');
+  L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\Select]', '"Current"=dword:00000001', '');
+  L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\ControlSet001\\Control\\ComputerName\\ComputerName]', '"ComputerName"="FUZZ"', '');
+  L.push('[HKEY_LOCAL_MACHINE\\SOFTWARE\\MountedDevices]', `"\\\\DosDevices\\\\C:"=${hexValue(3, Buffer.from('4d3c2b1a0000100000000000', 'hex'))}`, `"\\\\DosDevices\\\\D:"=${hexValue(3, Buffer.concat([Buffer.from('DMIO:ID:'), bytes(16, 8)]))}`, '');
   const path = await buildHive('fuzz', `${L.join('\n')}\n`);
   const plain = await readFile(path);
   const hive = await openHive(plain);

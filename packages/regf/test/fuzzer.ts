@@ -10,7 +10,7 @@
  * budget turns a loop into a failure instead of a hang.
  */
 import { BASE_BLOCK, CELL_NIL, DATA_RESIDENT, HBIN, HBINS_START, NK, VK } from '../src/layout.ts';
-import { openHive, RegfError, type Hive } from '../src/index.ts';
+import { openHive, RegfError, windowsFacts, type Hive } from '../src/index.ts';
 import { MemorySource, ReadBudgetExceeded } from '../../../test/support/memorySource.ts';
 import { Prng } from '../../../test/support/prng.ts';
 
@@ -158,6 +158,9 @@ export async function exercise(hive: Hive): Promise<RegfError[]> {
     }
   });
   await guard(() => hive.key('Types\\Sub\\nothing'));
+  // The facts swallow hive damage into warnings: they must never throw on a damaged hive.
+  const facts = await windowsFacts({ software: hive, system: hive });
+  if (!Array.isArray(facts.warnings)) throw new Error('facts without warnings');
   void hive.warnings;
   for (const err of errors) if (!(err instanceof RegfError)) throw err;
   return errors as RegfError[];
