@@ -418,7 +418,22 @@ export class RegistryKey {
     return node;
   }
 
-  private async valueRecords(): Promise<KeyValueRecord[]> {
+  private valueRecordsOnce?: Promise<KeyValueRecord[]>;
+
+  /** The key's value records, read once per key object (value lookups by name come in runs). */
+  private valueRecords(): Promise<KeyValueRecord[]> {
+    if (!this.valueRecordsOnce) {
+      const loading = this.readValueRecords();
+      this.valueRecordsOnce = loading;
+      // A failure is not remembered: the next call reads again (a live hive may have been mid-write).
+      loading.catch(() => {
+        if (this.valueRecordsOnce === loading) this.valueRecordsOnce = undefined;
+      });
+    }
+    return this.valueRecordsOnce;
+  }
+
+  private async readValueRecords(): Promise<KeyValueRecord[]> {
     if (this.node.valueCount === 0 || !hasCell(this.node.valueList)) return [];
     const structure = `value list of ${this.path}`;
     const cells = this.hive.cells;
