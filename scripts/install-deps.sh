@@ -30,6 +30,7 @@ declare -A debs=(
   [strace]=strace              # tests: our fcntl calls against QEMU's
   [busybox]=busybox            # tests: path resolution against a chrooted shell
   [python3]=python3            # tests: a foreign POSIX lock holder
+  [libhivex-bin]=hivexregedit  # tests: hivex builds registry hives and is the regf reader's oracle
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
   [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
 )
