@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { UsageError } from '../errors.ts';
 import { backingPolicy, guestOptions, oneGuest, type GuestArgs } from '../guest/guestJobs.ts';
 import { openTree } from '../guest/openTree.ts';
-import { guestPath } from '../guest/guestPaths.ts';
+import { resolveGuestPath } from '../guest/guestPaths.ts';
 import { forEachPath } from '../guest/perPath.ts';
 import { safeText } from '../output/names.ts';
 import { terminalSafe } from '../output/terminal.ts';
@@ -38,7 +38,7 @@ export const catCommand: CommandModule<object, CatArgs> = {
       const windows = opened.os?.type === 'windows';
       const escape = process.stdout.isTTY && !args.raw;
       await forEachPath('cat', job.name, operands, async (path) => {
-        const stream = opened.tree.createReadStream(guestPath(path, windows));
+        const stream = opened.tree.createReadStream(await resolveGuestPath(opened.tree, path, windows));
         await pipeline(stream, escape ? terminalSafe() : new Transform({ transform: (c, _e, cb) => cb(null, c) }), process.stdout, { end: false });
       });
     } finally {

@@ -6,7 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.ts';
 import { backingPolicy, guestOptions, oneGuest, type GuestArgs } from '../guest/guestJobs.ts';
 import { openTree } from '../guest/openTree.ts';
-import { guestPath } from '../guest/guestPaths.ts';
+import { resolveGuestPath } from '../guest/guestPaths.ts';
 import { forEachPath } from '../guest/perPath.ts';
 import { displayName, safeText } from '../output/names.ts';
 import { CHECKSUMS, checksumAlgorithm, checksumStream } from '../files/checksum.ts';
@@ -37,7 +37,7 @@ export const hashCommand: CommandModule<object, HashArgs> = {
       for (const p of opened.problems) process.stderr.write(`guestlens: hash: ${job.name}: ${safeText(p)}\n`);
       const windows = opened.os?.type === 'windows';
       await forEachPath('hash', job.name, operands, async (path) => {
-        const sum = await checksumStream(algorithm, opened.tree.createReadStream(guestPath(path, windows)));
+        const sum = await checksumStream(algorithm, opened.tree.createReadStream(await resolveGuestPath(opened.tree, path, windows)));
         if (args.json) out.push({ path, algorithm, hash: sum });
         else process.stdout.write(`${sum}  ${displayName(path)}\n`);
       });

@@ -64,7 +64,7 @@ function toJson(r: GuestInspection): object {
       osinfo: os.osinfo ?? null,
       packageFormat: os.packageFormat ?? null,
       packageManagement: os.packageManagement ?? null,
-      ...(os.windowsSystemroot ? { windowsSystemroot: os.windowsSystemroot } : {}),
+      ...(os.windowsSystemroot ? { windowsSystemroot: os.windowsSystemroot, windowsCurrentControlSet: os.windowsCurrentControlSet ?? null, productVariant: os.productVariant ?? null, driveMappings: os.driveMappings ?? [] } : {}),
       mountpoints: os.mountpoints.map((m) => ({ device: m.device, mountpoint: m.mountpoint })),
       unmatchedFstab: os.unmatchedFstab.map((u) => ({ line: u.entry.line, spec: u.entry.spec, mountpoint: u.entry.mountpoint, reason: u.reason })),
       applications: os.applications,
@@ -117,8 +117,8 @@ export function toXml(r: GuestInspection): string {
 function osXml(os: OperatingSystem, r: GuestInspection): string[] {
   const o = ['  <operatingsystem>'];
   o.push(...el(4, 'root', os.root), ...el(4, 'name', os.type), ...el(4, 'arch', os.arch), ...el(4, 'distro', os.distro));
-  o.push(...el(4, 'product_name', os.productName), ...el(4, 'major_version', os.majorVersion), ...el(4, 'minor_version', os.minorVersion));
-  o.push(...el(4, 'windows_systemroot', os.windowsSystemroot));
+  o.push(...el(4, 'product_name', os.productName), ...el(4, 'product_variant', os.productVariant), ...el(4, 'major_version', os.majorVersion), ...el(4, 'minor_version', os.minorVersion));
+  o.push(...el(4, 'windows_systemroot', os.windowsSystemroot), ...el(4, 'windows_current_control_set', os.windowsCurrentControlSet));
   o.push(...el(4, 'package_format', os.packageFormat), ...el(4, 'package_management', os.packageManagement), ...el(4, 'hostname', os.hostname), ...el(4, 'osinfo', os.osinfo));
   o.push('    <mountpoints>');
   for (const m of os.mountpoints) o.push(`      <mountpoint dev="${x(m.device)}">${x(m.mountpoint)}</mountpoint>`);
@@ -129,6 +129,11 @@ function osXml(os: OperatingSystem, r: GuestInspection): string[] {
     o.push(`      <filesystem dev="${x(f.device)}">`, ...el(8, 'type', f.type), ...el(8, 'label', f.label), ...el(8, 'uuid', f.uuid), '      </filesystem>');
   }
   o.push('    </filesystems>');
+  if (os.driveMappings?.length) {
+    o.push('    <drive_mappings>');
+    for (const d of os.driveMappings) o.push(`      <drive_mapping name="${x(d.letter)}">${x(d.device)}</drive_mapping>`);
+    o.push('    </drive_mappings>');
+  }
   if (os.applications.length) {
     o.push('    <applications>');
     for (const a of os.applications) {

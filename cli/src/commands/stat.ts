@@ -9,7 +9,7 @@ import type { FileStat, Timestamp } from '@guestlens/inspect';
 import { UsageError } from '../errors.ts';
 import { backingPolicy, guestOptions, oneGuest, type GuestArgs } from '../guest/guestJobs.ts';
 import { openTree } from '../guest/openTree.ts';
-import { guestPath } from '../guest/guestPaths.ts';
+import { resolveGuestPath } from '../guest/guestPaths.ts';
 import { forEachPath } from '../guest/perPath.ts';
 import { displayName, safeText } from '../output/names.ts';
 import { modeString } from '../files/modes.ts';
@@ -40,7 +40,7 @@ export const statCommand: CommandModule<object, StatArgs> = {
       for (const p of opened.problems) process.stderr.write(`guestlens: stat: ${job.name}: ${safeText(p)}\n`);
       const windows = opened.os?.type === 'windows';
       await forEachPath('stat', job.name, operands, async (input) => {
-        const path = guestPath(input, windows);
+        const path = await resolveGuestPath(opened.tree, input, windows);
         const r = await opened.tree.resolve(path, args.dereference);
         const target = r.stat.type === 'symlink' ? await r.fs.readlink(r.ino) : undefined;
         const xattrs: Record<string, string> = {};

@@ -4,7 +4,16 @@
  * Windows root's tree (drive letters other than the system drive need the
  * registry's mapping).
  */
+import type { FileTree } from '@guestlens/inspect';
 import { UsageError } from '../errors.ts';
+
+/** The path as the guest names it; on Windows guests matched without regard to case, as Windows matches names. */
+export async function resolveGuestPath(tree: FileTree, input: string, windowsRoot: boolean): Promise<string> {
+  const path = guestPath(input, windowsRoot);
+  if (!windowsRoot) return path;
+  const { caseInsensitivePath } = await import('@guestlens/inspect');
+  return (await caseInsensitivePath(tree, path)) ?? path;
+}
 
 export function guestPath(input: string, windowsRoot: boolean): string {
   const drive = /^([A-Za-z]):(?:[\\/](.*))?$/.exec(input);

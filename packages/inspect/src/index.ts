@@ -55,5 +55,7 @@ export { inspectGuest, mountWhatReads, type GuestInspection, type InspectOptions
 export { parseFstab, mountMapFromFstab, resolveSpec, parseMapperName, type FstabEntry, type MountMapEntry, type UnmatchedEntry } from './os/fstab.ts';
 export type { Application, ApplicationList } from './os/packages/application.ts';
 export { elfArchitecture } from './os/elf.ts';
+export { caseInsensitivePath } from './os/windows.ts';
+export { GuestFileSource } from './guest/fileSource.ts';
 
 export { guestDf, readGuestDf, isRetryable, type DfRow, type DfProblem, type GuestDf, type ReadDfOptions } from './df/guestDf.ts';

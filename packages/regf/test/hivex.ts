@@ -10,13 +10,17 @@ import { execa } from 'execa';
 import { chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scratchDir } from '../../../test/support/scratch.ts';
+import { repoRoot } from '../../../test/support/run.ts';
 
-export const FIXTURES = '/work/shared/fixtures/registry';
+/** The shared fixtures beside the repository (../shared), or where GUESTLENS_SHARED points. */
+export const FIXTURES = join(process.env.GUESTLENS_SHARED ?? join(repoRoot, '..', 'shared'), 'fixtures', 'registry');
 export const MINIMAL_HIVE = join(FIXTURES, 'minimal');
 export const SPECIAL_HIVE = join(FIXTURES, 'special');
 
 /** Why the hivex tools cannot be used here, or undefined when they can. */
 export async function hivexUnavailable(): Promise<string | undefined> {
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(MINIMAL_HIVE)) return `the shared registry fixtures are not at ${FIXTURES} (a clone without ../shared; set GUESTLENS_SHARED)`;
   for (const tool of ['hivexregedit', 'hivexget', 'hivexml']) {
     const r = await execa('sh', ['-c', `command -v ${tool}`], { reject: false });
     if (r.exitCode !== 0) return `${tool} is not installed (Debian package libhivex-bin)`;

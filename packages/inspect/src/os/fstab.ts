@@ -145,7 +145,9 @@ export function mountMapFromFstab(entries: FstabEntry[], ctx: ResolveContext): {
     if (mounts.some((x) => x.mountpoint === e.mountpoint)) continue;
     mounts.push({ device, mountpoint: e.mountpoint, fstab: e });
   }
-  if (!mounts.some((m) => m.mountpoint === '/')) mounts.unshift({ device: ctx.rootDevice, mountpoint: '/' });
-  mounts.sort((a, b) => (a.mountpoint === '/' ? -1 : b.mountpoint === '/' ? 1 : a.mountpoint < b.mountpoint ? -1 : 1));
+  // In fstab order, as virt-inspector lists them, with "/" first (mounting sorts them by depth itself).
+  const rootAt = mounts.findIndex((m) => m.mountpoint === '/');
+  if (rootAt < 0) mounts.unshift({ device: ctx.rootDevice, mountpoint: '/' });
+  else if (rootAt > 0) mounts.unshift(...mounts.splice(rootAt, 1));
   return { mounts, unmatched };
 }

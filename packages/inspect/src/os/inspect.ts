@@ -12,7 +12,7 @@ import type { FileTree } from '../guest/guestFilesystem.ts';
 import { mountMapFromFstab, parseFstab, type MountMapEntry, type UnmatchedEntry } from './fstab.ts';
 import { isLinuxRoot, linuxFacts, readText } from './linux.ts';
 import type { Application } from './packages/application.ts';
-import { windowsSystemRoot } from './windows.ts';
+import { readWindowsFacts, windowsSystemRoot } from './windows.ts';
 
 export interface OperatingSystem {
   /** The device of the root filesystem. */
@@ -29,6 +29,11 @@ export interface OperatingSystem {
   packageFormat?: string;
   packageManagement?: string;
   windowsSystemroot?: string;
+  /** "Client", "Server": the registry's InstallationType (virt-inspector's product_variant). */
+  productVariant?: string;
+  windowsCurrentControlSet?: string;
+  /** Drive letters the registry maps to the guest's partitions. */
+  driveMappings?: { letter: string; device: string }[];
   /** What the guest mounts where (root first). */
   mountpoints: MountMapEntry[];
   /** fstab entries that name no device of the guest. */
@@ -77,7 +82,7 @@ export async function inspectGuest(guest: Guest, options: InspectOptions = {}): 
       if (await isLinuxRoot(root)) operatingSystems.push(await inspectLinux(guest, info, root, all, problems, options));
       else {
         const systemroot = await windowsSystemRoot(root);
-        if (systemroot) operatingSystems.push(windowsRoot(info, systemroot));
+        if (systemroot) operatingSystems.push(await inspectWindows(info, root, systemroot, all, problems, options));
       }
     } catch (err) {
       problems.push(`${info.device}: inspection failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -116,18 +121,26 @@ async function inspectLinux(guest: Guest, info: GuestFilesystemInfo, root: FileT
   };
 }
 
-function windowsRoot(info: GuestFilesystemInfo, systemroot: string): OperatingSystem {
+async function inspectWindows(info: GuestFilesystemInfo, root: FileTree, systemroot: string, all: GuestFilesystemInfo[], problems: string[], options: InspectOptions): Promise<OperatingSystem> {
+  const facts = await readWindowsFacts(root, systemroot, all);
+  problems.push(...facts.problems.map((p) => `${info.device}: ${p}`));
   return {
     root: info.device,
     type: 'windows',
     distro: 'windows',
-    majorVersion: 0,
-    minorVersion: 0,
+    productName: facts.productName,
+    productVariant: facts.productVariant,
+    majorVersion: facts.majorVersion,
+    minorVersion: facts.minorVersion,
+    hostname: facts.hostname,
+    osinfo: facts.osinfo,
+    arch: facts.arch,
     windowsSystemroot: systemroot,
+    windowsCurrentControlSet: facts.currentControlSet,
+    driveMappings: facts.driveMappings,
     mountpoints: [{ device: info.device, mountpoint: '/' }],
     unmatchedFstab: [],
-    applications: [],
-    applicationsProblem: 'Windows facts (version, hostname, applications) come from the registry, which guestlens does not read yet',
+    applications: options.applications === false ? [] : facts.applications,
   };
 }
 
