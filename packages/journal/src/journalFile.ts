@@ -171,6 +171,23 @@ export class JournalFile {
 
   /** Read and check the object at `offset`; `type` 0 accepts any type. */
   async object(offset: number, type: number): Promise<ObjectView> {
+    const hit = this.objectSync(offset, type);
+    if (hit) return hit;
+    const head = await this.bytes.read(offset, L.OBJECT_HEADER_SIZE);
+    const size = u64(head, L.O_SIZE);
+    this.checkHeader(offset, head[L.O_TYPE], size, type);
+    await this.bytes.read(offset, size);
+    const view = this.objectSync(offset, type);
+    if (view) return view;
+    // An object larger than a window: read it whole (checked again: a live file may change between reads).
+    return this.checkedView(offset, type, await this.bytes.read(offset, size));
+  }
+
+  /**
+   * The object at `offset` when its bytes are in the window cache, checked;
+   * undefined when they must be read first. Throws for a bad object.
+   */
+  objectSync(offset: number, type: number): ObjectView | undefined {
     this.requireOpen();
     const what = L.OBJECT_TYPE_NAMES[type] ?? 'object';
     if (!Number.isSafeInteger(offset) || !isAligned64(offset)) throw this.corrupt(`${what} offset ${offset} is not 64-bit aligned`, offset);
@@ -179,13 +196,20 @@ export class JournalFile {
     if (this.retryable && offset > this.header.tailObjectOffset) {
       throw this.corrupt(`${what} at ${offset} lies past tail_object_offset ${this.header.tailObjectOffset}`, offset);
     }
-    const head = await this.bytes.read(offset, L.OBJECT_HEADER_SIZE);
-    const objectType = head[L.O_TYPE];
+    const head = this.bytes.peek(offset, L.OBJECT_HEADER_SIZE);
+    if (!head) return undefined;
     const size = u64(head, L.O_SIZE);
+    this.checkHeader(offset, head[L.O_TYPE], size, type);
+    const buf = this.bytes.peek(offset, size);
+    if (!buf) return undefined;
+    return this.checkedView(offset, type, buf);
+  }
+
+  private checkedView(offset: number, type: number, buf: Buffer): ObjectView {
+    const objectType = buf[L.O_TYPE];
+    const size = u64(buf, L.O_SIZE);
     this.checkHeader(offset, objectType, size, type);
-    const buf = await this.bytes.read(offset, size);
-    // Read again from the full view: in a live file the header may have changed between the two reads.
-    if (buf[L.O_TYPE] !== objectType || u64(buf, L.O_SIZE) !== size) throw this.corrupt(`${what} at ${offset} changed while being read`, offset);
+    if (buf.length < size) throw this.corrupt(`${L.OBJECT_TYPE_NAMES[type] ?? 'object'} at ${offset} changed while being read`, offset);
     this.checkObject(offset, objectType, size, buf);
     return { type: objectType, flags: buf[L.O_FLAGS], size, buf };
   }
@@ -259,7 +283,16 @@ export class JournalFile {
 
   /** The ENTRY object at `offset`, checked. */
   async entry(offset: number): Promise<EntryObject> {
-    const o = await this.object(offset, L.OBJECT_ENTRY);
+    return this.entrySync(offset) ?? this.parseEntry(offset, await this.object(offset, L.OBJECT_ENTRY));
+  }
+
+  /** The ENTRY object at `offset` when its bytes are cached (undefined: call entry()). */
+  entrySync(offset: number): EntryObject | undefined {
+    const o = this.objectSync(offset, L.OBJECT_ENTRY);
+    return o && this.parseEntry(offset, o);
+  }
+
+  private parseEntry(offset: number, o: ObjectView): EntryObject {
     const b = o.buf;
     const n = (o.size - L.E_ITEMS) / this.entryItemSize;
     const items: number[] = new Array(n);
@@ -290,24 +323,43 @@ export class JournalFile {
    * The returned buffer may be shared with the cache: do not modify it.
    */
   async data(offset: number): Promise<Buffer> {
-    const cached = this.dataCache.get(offset);
+    return this.dataSync(offset) ?? this.decodeData(offset, await this.object(offset, L.OBJECT_DATA));
+  }
+
+  /** The payload when it is cached or can be decoded from cached bytes without waiting (undefined: call data()). */
+  dataSync(offset: number): Buffer | undefined {
+    // peek, not get: these are hit several times per entry, and recency bookkeeping would cost more than it saves
+    const cached = this.dataCache.peek(offset);
     if (cached) return cached;
-    const o = await this.object(offset, L.OBJECT_DATA);
+    const o = this.objectSync(offset, L.OBJECT_DATA);
+    if (!o) return undefined;
+    const kind = compressionOf(o.flags);
+    if (kind === 'xz') return undefined;
+    const out = this.decodeData(offset, o);
+    return out instanceof Promise ? undefined : out;
+  }
+
+  private decodeData(offset: number, o: ObjectView): Buffer | Promise<Buffer> {
     const kind = compressionOf(o.flags);
     if (kind === undefined) throw this.corrupt(`DATA at ${offset} has more than one compression flag (0x${o.flags.toString(16)})`, offset);
     const raw = o.buf.subarray(this.dataPayloadOffset, o.size);
-    let payload: Buffer;
     if (kind === 'none') {
       if (raw.length > this.maxDataBytes) throw this.corrupt(`DATA at ${offset} is larger than the limit of ${this.maxDataBytes} bytes`, offset);
-      payload = Buffer.from(raw); // a copy: windows are evicted and refreshed under us
-    } else {
-      payload = decompressSync(kind, raw, this.maxDataBytes, this.name, offset) ?? (await decompress(kind, Buffer.from(raw), this.maxDataBytes, this.name, offset));
+      return this.keepData(offset, o, raw); // a view of a window: windows are never written, only dropped
     }
+    const sync = decompressSync(kind, raw, this.maxDataBytes, this.name, offset);
+    if (sync) return this.keepData(offset, o, sync);
+    return decompress(kind, Buffer.from(raw), this.maxDataBytes, this.name, offset).then((p) => this.keepData(offset, o, p));
+  }
+
+  private keepData(offset: number, o: ObjectView, payload: Buffer): Buffer {
     if (this.verifyHashes) {
       const stored = u64n(o.buf, L.D_HASH);
       if (this.hashOf(payload) !== stored) throw this.corrupt(`DATA at ${offset} does not match its hash`, offset);
     }
-    this.dataCache.set(offset, payload);
+    // Only values several entries share are worth keeping (hostnames, units, priorities);
+    // most messages are referenced once and would only push those out.
+    if (u64(o.buf, L.D_N_ENTRIES) > 1) this.dataCache.set(offset, payload);
     return payload;
   }
 
@@ -356,7 +408,38 @@ export class JournalFile {
     return p;
   }
 
+  /** entryOffset() when the array is known and its item cached (undefined: call entryOffset()). */
+  entryOffsetSync(index: number): number | undefined {
+    if (index < 0 || index >= this.header.nEntries) return undefined;
+    const array = this.knownArray(index);
+    if (!array) return undefined;
+    const b = this.bytes.peek(array.offset + L.EA_ITEMS + (index - array.start) * this.arrayItemSize, this.arrayItemSize);
+    if (!b) return undefined;
+    const p = this.header.compact ? u32(b, 0) : u64(b, 0);
+    if (p === 0) throw this.corrupt(`entry array at ${array.offset}: item ${index - array.start} is empty`, array.offset);
+    return p;
+  }
+
+  private lastArray: EntryArray | undefined;
+
+  private knownArray(index: number): EntryArray | undefined {
+    const last = this.lastArray;
+    if (last && index >= last.start && index < last.start + last.capacity) return last;
+    let lo = 0;
+    let hi = this.arrays.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const a = this.arrays[mid];
+      if (index < a.start) hi = mid - 1;
+      else if (index >= a.start + a.capacity) lo = mid + 1;
+      else return (this.lastArray = a);
+    }
+    return undefined;
+  }
+
   private async arrayFor(index: number): Promise<EntryArray | undefined> {
+    const known = this.knownArray(index);
+    if (known) return known;
     // Binary search among the arrays found so far.
     let lo = 0;
     let hi = this.arrays.length - 1;

@@ -79,7 +79,7 @@ export class JournalEntry {
     const payloads: (Buffer | undefined)[] = [];
     for (const p of this.entry.items) {
       try {
-        payloads.push(await f.data(p));
+        payloads.push(f.dataSync(p) ?? (await f.data(p)));
       } catch (err) {
         if (err instanceof JournalCorruptError && !err.retryable) {
           warnOnce(f, `entry at ${this.entry.offset}: ${err.message}; the field is left out`);
@@ -311,16 +311,16 @@ export class JournalReader {
    */
   private async scan(c: FileCursor, from: number, direction: Direction, previousOffset: number): Promise<boolean> {
     const f = c.file;
-    const test = await this.tester(c);
+    const test = c.test ?? (await this.tester(c));
     const n = f.header.nEntries;
     const stepBy = direction === 'down' ? 1 : -1;
     for (let i = from; i >= 0 && i < n; i += stepBy) {
       let offset: number | undefined;
       let entry: EntryObject;
       try {
-        offset = await f.entryOffset(i);
+        offset = f.entryOffsetSync(i) ?? (await f.entryOffset(i));
         if (offset === undefined) return false; // the chain ends here
-        entry = await f.entry(offset);
+        entry = f.entrySync(offset) ?? (await f.entry(offset));
       } catch (err) {
         if (err instanceof JournalCorruptError && !err.retryable) {
           warnOnce(f, `entry ${i}${offset === undefined ? '' : ` at ${offset}`} is skipped: ${err.message}`);
