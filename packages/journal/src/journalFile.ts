@@ -259,7 +259,10 @@ export class JournalFile {
       case L.OBJECT_ENTRY_ARRAY: {
         const itemBytes = size - L.EA_ITEMS;
         if (itemBytes % this.arrayItemSize !== 0 || itemBytes === 0) throw this.corrupt(`ENTRY_ARRAY at ${offset} has a bad size ${size}`, offset);
-        if (!isAligned64(u64(o, L.EA_NEXT_ENTRY_ARRAY_OFFSET))) throw this.corrupt(`ENTRY_ARRAY at ${offset} has an unaligned next offset`, offset);
+        const next = u64(o, L.EA_NEXT_ENTRY_ARRAY_OFFSET);
+        if (!isAligned64(next)) throw this.corrupt(`ENTRY_ARRAY at ${offset} has an unaligned next offset`, offset);
+        // Arrays are appended: the next one lies further on. One that links back (a cycle) is bad, as journalctl 252 judges it.
+        if (next !== 0 && next <= offset) throw this.corrupt(`ENTRY_ARRAY at ${offset} links back to ${next}`, offset);
         break;
       }
       case L.OBJECT_TAG:
@@ -498,6 +501,52 @@ export class JournalFile {
   private endChain(why: string): void {
     if (!this.chainEnded) this.warnings.push(why);
     this.chainEnded = true;
+  }
+
+  /**
+   * sd-journal's generic_array_bisect by entry offset over the global chain
+   * (going down): the index journalctl steps from when the chain's items
+   * are not in order (a damaged file). Reads items only, not entries.
+   */
+  async bisectOffset(needle: number): Promise<number | undefined> {
+    let n = this.header.nEntries;
+    let t = 0;
+    for (let k = 0; n > 0; ) {
+      const array = await this.arrayFor(t);
+      if (!array || array.start !== t) return undefined;
+      const item = async (i: number) => {
+        const b = await this.bytes.read(array.offset + L.EA_ITEMS + i * this.arrayItemSize, this.arrayItemSize);
+        return this.header.compact ? u32(b, 0) : u64(b, 0);
+      };
+      k = array.capacity;
+      let right = Math.min(k, n);
+      if (right <= 0) return undefined;
+      const last = await item(right - 1);
+      if (last <= 0) {
+        n = t + right - 1 - t; // cut short at the bad item, as sd-journal does
+        continue;
+      }
+      if (last >= needle) {
+        let left = 0;
+        right -= 1;
+        for (;;) {
+          if (left === right) return t + left;
+          const mid = (left + right) >> 1;
+          const v = await item(mid);
+          if (v <= 0) {
+            right = mid;
+            n = mid;
+            continue;
+          }
+          if (v >= needle) right = mid;
+          else left = mid + 1;
+        }
+      }
+      if (k >= n) return undefined;
+      n -= k;
+      t += k;
+    }
+    return undefined;
   }
 
   // --- hash table lookups ---------------------------------------------------------------------

@@ -120,6 +120,8 @@ interface FileCursor {
   test?: (items: number[]) => boolean;
   /** The file was dropped from the stream after an ordering error (as journalctl does). */
   dropped: boolean;
+  /** A bad item was skipped: step as journalctl does, by bisecting the current offset (its result differs once items are out of order). */
+  irregular?: boolean;
 }
 
 function cmp(a: bigint, b: bigint): number {
@@ -324,6 +326,7 @@ export class JournalReader {
       } catch (err) {
         if (err instanceof JournalCorruptError && !err.retryable) {
           warnOnce(f, `entry ${i}${offset === undefined ? '' : ` at ${offset}`} is skipped: ${err.message}`);
+          c.irregular = true;
           continue;
         }
         throw err;
@@ -340,7 +343,12 @@ export class JournalReader {
     return false;
   }
 
-  private advance(c: FileCursor, direction: Direction): Promise<boolean> {
+  private async advance(c: FileCursor, direction: Direction): Promise<boolean> {
+    if (c.irregular && direction === 'down' && c.entry && this.matches.empty) {
+      const i = await c.file.bisectOffset(c.entry.offset);
+      if (i === undefined) return false;
+      return this.scan(c, i + 1, direction, c.entry.offset);
+    }
     return this.scan(c, c.index + (direction === 'down' ? 1 : -1), direction, c.entry?.offset ?? 0);
   }
 
