@@ -32,6 +32,9 @@ declare -A debs=(
   [python3]=python3            # tests: a foreign POSIX lock holder
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
   [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
+  [systemd]=journalctl         # journal tests: the oracle
+  [systemd-journal-remote]=/lib/systemd/systemd-journal-remote  # journal tests: real journal files
+  [xz-utils]=xz                # journal tests: XZ-compressed objects
 )
 missing=()
 for pkg in "${!debs[@]}"; do
