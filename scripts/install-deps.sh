@@ -33,6 +33,9 @@ declare -A debs=(
   [libhivex-bin]=hivexregedit  # tests: hivex builds registry hives and is the regf reader's oracle
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
   [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
+  [systemd]=journalctl         # journal tests: the oracle
+  [systemd-journal-remote]=/lib/systemd/systemd-journal-remote  # journal tests: real journal files
+  [xz-utils]=xz                # journal tests: XZ-compressed objects
 )
 missing=()
 for pkg in "${!debs[@]}"; do
