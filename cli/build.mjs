@@ -51,7 +51,7 @@ export async function buildCli() {
     // keepNames: error classes name themselves from new.target.name.
     minify: true,
     keepNames: true,
-    external: ['koffi'],
+    external: ['koffi', 'lz4-napi', 'sql.js', 'xz-decompress'],
     logLevel: 'warning',
     define: { 'import.meta.url': '__glImportMetaUrl', 'Intl.Segmenter': '__glLazySegmenter' },
     banner: { js: `const __glImportMetaUrl = require('node:url').pathToFileURL(__filename).href;\n${lazySegmenter}` },

@@ -13,6 +13,7 @@ import { statCommand } from './stat.ts';
 import { hashCommand } from './hash.ts';
 import { copyOutCommand } from './copyOut.ts';
 import { timelineCommand } from './timeline.ts';
+import { logCommand } from './log.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
+export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, logCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
