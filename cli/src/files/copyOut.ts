@@ -62,12 +62,14 @@ export async function copyOut(tree: GuestTree, guestPath: string, hostDir: strin
   /** Host path of each directory entry depth: the stack of what we created. */
   const stack: Buffer[] = [];
   const links = new Map<string, Buffer>();
+  let rootEntry: WalkEntry | undefined;
   for await (const e of tree.walk(guestPath, { recursive: true })) {
     let host: Buffer;
     if (e.depth === 0) {
       // "/" copies the root's contents into the target; anything else copies the entry itself.
       if (e.rawPath.equals(SLASH)) {
         stack[0] = root;
+        rootEntry = e;
         continue;
       }
       const last = e.rawPath.subarray(e.rawPath.lastIndexOf(0x2f) + 1);
@@ -113,6 +115,9 @@ export async function copyOut(tree: GuestTree, guestPath: string, hostDir: strin
   }
   // Directories last and deepest first: their times and modes would change as their contents were written.
   for (const d of dirs.reverse()) await setMetadata(d.host, d.entry, options);
+  // The guest's "/" becomes the target itself: its times follow, as tar's "./" entry
+  // does for virt-copy-out; its mode and owner stay the user's own.
+  if (rootEntry) await fsp.utimes(target, seconds(rootEntry.stat.atime), seconds(rootEntry.stat.mtime));
   return stats;
 }
 
@@ -162,8 +167,9 @@ async function setMetadata(host: Buffer, e: WalkEntry, options: CopyOptions): Pr
   const st = e.stat;
   if (options.owner) await fsp.lchown(host, st.uid, st.gid).catch(() => undefined);
   if (st.type !== 'symlink') await fsp.chmod(host, st.mode & 0o7777);
-  const t = (x: { sec: number; nsec: number }) => x.sec + x.nsec / 1e9;
-  await fsp.lutimes(host, t(st.atime), t(st.mtime));
+  await fsp.lutimes(host, seconds(st.atime), seconds(st.mtime));
 }
+
+const seconds = (x: { sec: number; nsec: number }) => x.sec + x.nsec / 1e9;
 
 const SLASH = Buffer.from('/');
