@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { FatError, FatFilesystem } from '../../../src/filesystems/fat/index.ts';
 import { FilesystemError } from '../../../src/filesystems/errors.ts';
@@ -296,6 +297,23 @@ describe('FAT driver: hostile volumes', function () {
     writeFileSync(path, ed.data);
     const fsck = await fsckCounts(path);
     assert.equal(fsck.dataClusters - fsck.usedClusters, clean.bfree, 'fsck.fat counts the lost cluster as free');
+  });
+
+  it('a FAT too small for the sectors: the kernel caps the cluster count at what the FAT holds, fsck.fat refuses', async () => {
+    const ed = await Edit.of(fat16);
+    const sectors = ed.data.readUInt16LE(BPB.BPB_TotSec16);
+    ed.data.writeUInt16LE(0, BPB.BPB_TotSec16);
+    ed.data.writeUInt32LE(sectors + 400, BPB.BPB_TotSec32);
+    const size = (sectors + 400) * 512;
+    const st = await (await ed.open({ size })).statfs();
+    const fatEntries = (ed.data.readUInt16LE(BPB.BPB_FATSz16) * 512) / 2;
+    assert.equal(st.blocks, fatEntries - 2);
+    // The entries past mkfs's cluster count are 0 in the FAT: free to the kernel.
+    assert.equal(st.bfree, (await ed.clean.statfs()).bfree + (fatEntries - 2 - ed.vol.geometry.totalClusters));
+    const path = join(scratchDir('fat-cap'), 'cap.img');
+    writeFileSync(path, Buffer.concat([ed.data, Buffer.alloc(size - ed.data.length)]));
+    const r = await execa('fsck.fat', ['-n', path], { reject: false });
+    assert.match(r.stdout + r.stderr, new RegExp(`Filesystem has \\d+ clusters but only space for ${fatEntries - 2} FAT entries`));
   });
 
   it(`survives ${CASES} mutated volumes with typed errors only, no loop, bounded memory`, async () => {
