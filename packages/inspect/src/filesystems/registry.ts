@@ -32,7 +32,12 @@ const ext: FilesystemDriver = {
   open: async (source, options) => (await import('./ext/index.ts')).openExt(source, options),
 };
 
-export const DRIVERS: readonly FilesystemDriver[] = [ext];
+const ntfs: FilesystemDriver = {
+  types: ['ntfs'],
+  open: async (source, options) => (await import('./ntfs/index.ts')).openNtfs(source, options),
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext, ntfs];
 
 export function driverForType(type: string): FilesystemDriver | undefined {
   return DRIVERS.find((d) => d.types.includes(type));
