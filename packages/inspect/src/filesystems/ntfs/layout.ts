@@ -329,6 +329,6 @@ export const REPARSE_PLUGIN_SELECT = 0xffff0fff;
 export const REPARSE_TAG_NAMES: Record<number, string> = Object.fromEntries(Object.entries(REPARSE_TAG).map(([k, v]) => [v, k]));
 
 export function reparseTagName(tag: number): string {
-  const known = REPARSE_TAG_NAMES[tag] ?? ((tag & 0xffff0fff) === 0x9000001a ? 'CLOUD' : undefined);
+  const known = REPARSE_TAG_NAMES[tag] ?? (((tag & REPARSE_PLUGIN_SELECT) >>> 0) === REPARSE_TAG.CLOUD ? 'CLOUD' : undefined);
   return known ?? `0x${tag.toString(16).padStart(8, '0')}`;
 }
