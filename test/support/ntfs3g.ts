@@ -80,11 +80,11 @@ export async function withNtfs3g<T>(image: string, opts: { readWrite?: boolean; 
 }
 
 /** What a read-write ntfs-3g mount says when it refuses (hibernated, unclean...), or undefined when it mounts. */
-export async function ntfs3gRefusal(image: string): Promise<string | undefined> {
+export async function ntfs3gRefusal(image: string, options: string[] = []): Promise<string | undefined> {
   const dir = scratchDir('ntfs3g-try');
   mkdirSync(dir, { recursive: true });
   // Without remove_hiberfile and with no fallback, ntfs-3g explains and exits non-zero.
-  const r = await execa('ntfs-3g', ['-o', 'rw', image, dir], { reject: false });
+  const r = await execa('ntfs-3g', ['-o', ['rw', ...options].join(','), image, dir], { reject: false });
   if (r.exitCode === 0) {
     const ro = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === dir);
     await execa('umount', [dir], { reject: false });
