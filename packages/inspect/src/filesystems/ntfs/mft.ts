@@ -66,6 +66,7 @@ export class Mft {
         runs = runs.concat(decodeOrThrow(vol, frag, '$MFT'));
       }
     }
+    if (runs.some((r) => r.lcn === undefined)) throw vol.corrupt('$MFT runlist', undefined, 'it has a sparse run, which $MFT cannot have');
     const recordCount = Math.floor(first.dataSize / rs);
     if (recordCount < 16) throw vol.corrupt('MFT record 0 ($MFT)', at, `$MFT holds ${recordCount} records, fewer than the 16 system files`);
     const mapped = runs.length ? runs[runs.length - 1].vcn + runs[runs.length - 1].length : 0;

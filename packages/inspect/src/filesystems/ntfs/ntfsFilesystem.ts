@@ -524,6 +524,11 @@ export class NtfsFilesystem implements Filesystem {
     if (!bitmap) throw vol.corrupt('$Bitmap (MFT record 6)', undefined, 'it has no $DATA');
     const mftBitmap = attributeOf(await this.inode(FILE_MFT), ATTR_TYPE.BITMAP);
     if (!mftBitmap) throw vol.corrupt('$MFT (MFT record 0)', undefined, 'it has no $BITMAP');
+    // Bitmaps hold one bit per cluster or record, rounded to 8 bytes; a much larger size is damage (and would be a long count of zeros).
+    const clusterBitmapBytes = Math.ceil(vol.boot.nrClusters / 64) * 8;
+    if (bitmap.dataSize > clusterBitmapBytes + vol.clusterSize) throw vol.corrupt('$Bitmap (MFT record 6)', undefined, `${bitmap.dataSize} bytes, more than the ${clusterBitmapBytes} the volume's ${vol.boot.nrClusters} clusters need`);
+    const recordBitmapBytes = Math.ceil(vol.mft.recordCount / 64) * 8;
+    if (mftBitmap.dataSize > recordBitmapBytes + vol.clusterSize) throw vol.corrupt("$MFT's $BITMAP", undefined, `${mftBitmap.dataSize} bytes, more than the ${recordBitmapBytes} its ${vol.mft.recordCount} records need`);
     const freeClusters = await countZeroBits((o, l) => readStream(vol, bitmap, o, l, '$Bitmap'), bitmap.dataSize);
     const mftFree = await countZeroBits((o, l) => readStream(vol, mftBitmap, o, l, "$MFT's $BITMAP"), mftBitmap.dataSize);
     return computeStatfs(
