@@ -31,6 +31,7 @@ import {
   FILE_LOGFILE,
   FILE_MFT,
   FILE_ROOT,
+  FILE_SECURE,
   FILE_UPCASE,
   FILE_VOLUME,
   I30,
@@ -44,6 +45,8 @@ import { parseStandardInformation, type StandardInformation } from './standardIn
 import { computeStatfs } from './statfs.ts';
 import { readStream, readWholeStream } from './streamData.ts';
 import { Upcase } from './upcase.ts';
+import { IndexTree } from './indexTree.ts';
+import { NTFS3G_DEFAULT_DESCRIPTOR, SDS_HEADER_SIZE, parseSecurityDescriptor, parseUserMapping, type Ownership, type SecurityDescriptor, type UserMapping } from './security.ts';
 import { parseVolumeInformation, type VolumeInformation } from './volumeInformation.ts';
 import { DEFAULT_LIMITS, NtfsVolume, type NtfsLimits } from './volume.ts';
 
@@ -89,6 +92,7 @@ interface State {
   inodeWeights: Map<number, number>;
   dirs: BoundedLru<number, DirEntry[]>;
   types: BoundedLru<number, Promise<TypeDecision>>;
+  userMapping?: Promise<UserMapping | undefined>;
 }
 
 const S_IFMT: Record<FileType, number> = {
@@ -446,6 +450,10 @@ export class NtfsFilesystem implements Filesystem {
         return readStream(vol, a, 0, a.dataSize, `stream "${stream}" of inode ${ino}`);
       }
     }
+    if (name.startsWith('system.ntfs_')) {
+      const v = await this.systemXattr(ino, name);
+      if (v) return v;
+    }
     throw vol.error('ENODATA', `inode ${ino} has no extended attribute ${JSON.stringify(name)}`);
   }
 
@@ -514,6 +522,100 @@ export class NtfsFilesystem implements Filesystem {
       crtime: si.creationTime,
       dtime: si.lastMftChangeTime,
     };
+  }
+
+  // ---- security ---------------------------------------------------------------------
+
+  /**
+   * The file's security descriptor, from $Secure by its security id (NTFS
+   * 3.x) or from its own $SECURITY_DESCRIPTOR attribute, as ntfs-3g chooses;
+   * without either, the default descriptor ntfs-3g shows (marked synthesized).
+   */
+  async securityDescriptor(ino: number): Promise<SecurityDescriptor> {
+    const { vol } = this.state;
+    const { inode, si } = await this.view(ino);
+    let raw: Buffer | undefined;
+    if (si.v3 && si.securityId !== 0) raw = await this.secureDescriptor(si.securityId);
+    else {
+      const a = attributeOf(inode, ATTR_TYPE.SECURITY_DESCRIPTOR);
+      if (a) raw = await readWholeStream(vol, a, `$SECURITY_DESCRIPTOR of MFT record ${ino}`, 65536);
+    }
+    if (!raw) return { ...(parseSecurityDescriptor(NTFS3G_DEFAULT_DESCRIPTOR) as SecurityDescriptor), synthesized: true };
+    const sd = parseSecurityDescriptor(raw);
+    if (typeof sd === 'string') throw vol.corrupt(`security descriptor of MFT record ${ino}`, undefined, sd);
+    return sd;
+  }
+
+  /** The descriptor security id `id` names in $Secure ($SII, then $SDS); undefined when $Secure has no such id. */
+  private async secureDescriptor(id: number): Promise<Buffer | undefined> {
+    const { vol } = this.state;
+    const secure = await this.inode(FILE_SECURE);
+    const sii = IndexTree.open(vol, secure, '$SII', 'view');
+    const sds = attributeOf(secure, ATTR_TYPE.DATA, '$SDS');
+    if (!sii || !sds) return undefined;
+    const e = await sii.find((key) => (key.length < 4 ? -1 : Math.sign(id - key.readUInt32LE(0))));
+    if (!e) return undefined;
+    if (e.data.length < SDS_HEADER_SIZE) throw vol.corrupt('$Secure:$SII', undefined, `entry for security id ${id} has ${e.data.length} bytes of data`);
+    const offset = Number(e.data.readBigUInt64LE(8));
+    const length = e.data.readUInt32LE(16);
+    if (length < SDS_HEADER_SIZE || length > 65536 + SDS_HEADER_SIZE || !Number.isSafeInteger(offset) || offset + length > sds.dataSize) {
+      throw vol.corrupt('$Secure:$SII', undefined, `entry for security id ${id} points at ${length} bytes at ${offset} of $SDS (${sds.dataSize} bytes)`);
+    }
+    return readStream(vol, sds, offset + SDS_HEADER_SIZE, length - SDS_HEADER_SIZE, `$Secure:$SDS entry ${id}`);
+  }
+
+  /** The owner and group SIDs of a file, with the Linux ids the volume's ntfs-3g user mapping gives them (none: unmapped). */
+  async ownership(ino: number): Promise<Ownership> {
+    const sd = await this.securityDescriptor(ino);
+    const mapping = await this.userMapping();
+    const out: Ownership = { owner: sd.owner.text, group: sd.group.text };
+    const uid = mapping?.users.get(sd.owner.text);
+    const gid = mapping?.groups.get(sd.group.text);
+    if (uid !== undefined) out.uid = uid;
+    if (gid !== undefined) out.gid = gid;
+    return out;
+  }
+
+  /** .NTFS-3G/UserMapping, when the volume has one. */
+  private userMapping(): Promise<UserMapping | undefined> {
+    const state = this.state;
+    state.userMapping ??= (async () => {
+      const dir = await this.lookupName(FILE_ROOT, '.NTFS-3G', false);
+      if (dir === undefined || (await this.decide(dir)).type !== 'directory') return undefined;
+      const file = await this.lookupName(dir, 'UserMapping', false);
+      if (file === undefined || (await this.decide(file)).type !== 'file') return undefined;
+      return parseUserMapping((await this.read(file, 0, 1024 * 1024)).toString('utf8'));
+    })();
+    return state.userMapping;
+  }
+
+  /** ntfs-3g's system.ntfs_* attributes that describe a file rather than a path. */
+  private async systemXattr(ino: number, name: string): Promise<Buffer | undefined> {
+    switch (name) {
+      case 'system.ntfs_acl':
+        return (await this.securityDescriptor(ino)).raw;
+      case 'system.ntfs_attrib':
+      case 'system.ntfs_attrib_be': {
+        const { inode, si } = await this.view(ino);
+        let attrib = si.fileAttributes;
+        attrib = inode.record.isDirectory ? attrib | FILE_ATTR.DIRECTORY : attrib & ~FILE_ATTR.DIRECTORY;
+        if (!attrib) attrib = FILE_ATTR.NORMAL;
+        const b = Buffer.alloc(4);
+        if (name === 'system.ntfs_attrib') b.writeUInt32LE(attrib >>> 0);
+        else b.writeUInt32BE(attrib >>> 0);
+        return b;
+      }
+      case 'system.ntfs_reparse_data':
+        return (await this.reparsePoint(ino))?.raw;
+      case 'system.ntfs_times': {
+        const siAttr = attributeOf(await this.inode(ino), ATTR_TYPE.STANDARD_INFORMATION)!;
+        const v = siAttr.value!;
+        // Creation, data change, access, MFT change: ntfs-3g's order, not the attribute's.
+        return Buffer.concat([v.subarray(0, 8), v.subarray(8, 16), v.subarray(24, 32), v.subarray(16, 24)]);
+      }
+      default:
+        return undefined;
+    }
   }
 
   // ---- statfs -----------------------------------------------------------------------

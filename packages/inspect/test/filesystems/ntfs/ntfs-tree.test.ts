@@ -26,6 +26,20 @@ async function openImage(image: string): Promise<{ fs: NtfsFilesystem; close: ()
   return { fs: await NtfsFilesystem.open(src), close: () => src.close() };
 }
 
+/** getfattr prints bytes outside printable ASCII (and backslashes) as octal escapes. */
+function getfattrPath(quoted: string): string {
+  const raw = Buffer.from(quoted, 'utf8');
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const oct = raw.toString('latin1', i + 1, i + 4);
+    if (raw[i] === 0x5c && /^[0-7]{3}$/.test(oct)) {
+      bytes.push(parseInt(oct, 8));
+      i += 3;
+    } else bytes.push(raw[i]);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
 async function resolve(fs: NtfsFilesystem, path: string): Promise<number> {
   let ino = fs.rootIno;
   for (const part of path.split('/').filter(Boolean)) {
@@ -214,6 +228,38 @@ describe('ntfs driver: file tree, streams, statfs equal ntfs-3g\'s', function ()
       const text = await fs.extents(await resolve(fs, '/compressed/text'));
       assert.ok(text.some((e) => e.kind === 'compressed'), JSON.stringify(text));
       assert.deepEqual(await fs.extents(await resolve(fs, '/files/f100')), [{ offset: 0, length: 100, kind: 'inline' }]);
+    });
+
+    it('shows ntfs-3g\'s system.ntfs_* attributes (descriptor, DOS attributes, reparse data, times) for every file', async () => {
+      const names = ['system.ntfs_acl', 'system.ntfs_attrib', 'system.ntfs_attrib_be', 'system.ntfs_reparse_data', 'system.ntfs_times'];
+      const metadata = ['/$MFT', '/$Volume', '/$Secure', '/$UpCase', '/$Boot', '/$LogFile'];
+      const theirs = await withNtfs3g(fixture.image, {}, async (dir) => {
+        const values = new Map<string, string>();
+        for (const name of names) {
+          const r = await execa('getfattr', ['-R', '-h', '-n', name, '-e', 'hex', '--absolute-names', dir, ...metadata.map((m) => dir + m)], { reject: false });
+          let file = '';
+          for (const line of r.stdout.split('\n')) {
+            if (line.startsWith('# file: ')) file = getfattrPath(line.slice(8)).slice(dir.length) || '/';
+            else if (line.startsWith(`${name}=`)) values.set(`${file}\0${name}`, line.slice(name.length + 3));
+          }
+        }
+        return values;
+      });
+      const paths = [...(await walkNtfsDriver(fs)).map((n) => n.path), ...metadata];
+      let compared = 0;
+      for (const path of paths) {
+        const ino = await resolve(fs, path);
+        for (const name of names) {
+          const want = theirs.get(`${path}\0${name}`) ?? null;
+          const got = await fs.getxattr(ino, name).then((b) => b.toString('hex'), (e: { code: string }) => (e.code === 'ENODATA' ? null : Promise.reject(e)));
+          assert.equal(got, want, `${path}: ${name}`);
+          if (want !== null) compared++;
+        }
+      }
+      assert.ok(compared > paths.length * 4, `only ${compared} values compared`);
+      const sd = await fs.securityDescriptor(await resolve(fs, '/files/f100'));
+      assert.equal(sd.owner.text, 'S-1-5-32-544');
+      assert.deepEqual(await fs.ownership(await resolve(fs, '/files/f100')), { owner: 'S-1-5-32-544', group: 'S-1-5-32-544' }, 'no user mapping: unmapped');
     });
 
     it('enumerates every inode, and deleted MFT records with deleted: true', async () => {
