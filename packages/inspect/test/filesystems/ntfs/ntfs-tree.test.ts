@@ -17,7 +17,7 @@ import { openFilesystem } from '../../../src/filesystems/registry.ts';
 import { guardImages } from '../../../../../test/support/imageGuard.ts';
 import { sh } from '../../../../../test/support/run.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
-import { ntfs3gUnavailable, ntfsinfoVolume, statfsOf, withNtfs3g } from '../../../../../test/support/ntfs3g.ts';
+import { mkntfs, ntfs3gUnavailable, ntfsinfoVolume, statfsOf, withNtfs3g } from '../../../../../test/support/ntfs3g.ts';
 import { BIG_DIR, BIG_DIR_FILES, FRAGMENTS, LINKS_MANY, buildTreeImage, type TreeImage } from './ntfsFixtures.ts';
 import { walkNtfs3g, walkNtfsDriver } from './ntfsWalk.ts';
 
@@ -286,6 +286,52 @@ describe('ntfs driver: file tree, streams, statfs equal ntfs-3g\'s', function ()
         assert.deepEqual(plain, [...live].sort((a, b) => a - b));
       } finally {
         await closeAfter();
+      }
+    });
+  });
+
+  it('maps $Secure owners through the volume\'s .NTFS-3G/UserMapping as ntfs-3g does, and reports others as unmapped', async function () {
+    if (why) this.skip();
+    const image = await mkntfs(join(scratchDir('ntfs-usermap'), 'usermap.img'), { sizeMiB: 32, label: 'mapped' });
+    const domain = 'S-1-5-21-1111111111-2222222222-3333333333';
+    await withNtfs3g(image, { readWrite: true }, async (m) => {
+      await sh('mkdir', [join(m, '.NTFS-3G')]);
+      await sh('sh', ['-c', `printf '1000::${domain}-1001\\n:1000:${domain}-513\\n# a comment\\n' > '${join(m, '.NTFS-3G', 'UserMapping')}'`]);
+    });
+    // ntfs-3g reads the mapping when it mounts: files made now get mapped owners, kept in $Secure.
+    await withNtfs3g(image, { readWrite: true }, async (m) => {
+      await sh('sh', ['-c', `cd '${m}' && echo hi > owned && chown 1000:1000 owned && echo x > by-root && mkdir udir && chown 1000 udir`]);
+    });
+    await guardImages([image], async () => {
+      const { fs: mapped, close: closeMapped } = await openImage(image);
+      try {
+        const theirs = await withNtfs3g(image, {}, async (dir) => {
+          const out = new Map<string, { uid: number; gid: number; acl: string }>();
+          for (const name of ['owned', 'by-root', 'udir']) {
+            const [uid, gid] = (await sh('stat', ['-c', '%u %g', join(dir, name)])).trim().split(' ').map(Number);
+            const acl = (await sh('getfattr', ['-h', '-n', 'system.ntfs_acl', '-e', 'hex', '--absolute-names', join(dir, name)])).split('\n').find((l) => l.startsWith('system.ntfs_acl='))!.slice(18);
+            out.set(name, { uid, gid, acl });
+          }
+          return out;
+        });
+        for (const [name, t] of theirs) {
+          const ino = await resolve(mapped, `/${name}`);
+          const own = await mapped.ownership(ino);
+          assert.equal((await mapped.securityDescriptor(ino)).raw.toString('hex'), t.acl, `${name}: descriptor`);
+          assert.ok((await mapped.standardInformation(ino)).securityId >= 0x100, `${name}: its descriptor should be in $Secure`);
+          // ntfs-3g shows an unmapped owner as root; we say it is unmapped.
+          assert.equal(own.uid ?? 0, t.uid, `${name}: uid`);
+          assert.equal(own.gid ?? 0, t.gid, `${name}: gid`);
+        }
+        const owned = await mapped.ownership(await resolve(mapped, '/owned'));
+        assert.deepEqual(owned, { owner: `${domain}-1001`, group: `${domain}-513`, uid: 1000, gid: 1000 });
+        const byRoot = await mapped.ownership(await resolve(mapped, '/by-root'));
+        assert.equal(byRoot.uid, undefined);
+        // The tree view stays ntfs-3g's default-options view (no mapping there): owner 0, mode 0777.
+        const st = await mapped.getattr(await resolve(mapped, '/owned'));
+        assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [0, 0, 0o777]);
+      } finally {
+        await closeMapped();
       }
     });
   });
