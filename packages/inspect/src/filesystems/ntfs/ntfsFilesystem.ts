@@ -435,7 +435,7 @@ export class NtfsFilesystem implements Filesystem {
     if (d.type !== 'file' && d.type !== 'directory') return [];
     const inode = await this.inode(ino);
     return attributesOf(inode, ATTR_TYPE.DATA)
-      .filter((a) => a.name !== '' && !(a.name.length > 8 && a.name.startsWith('ntfs-3g.')))
+      .filter((a) => a.name !== '' && !(Buffer.byteLength(a.name) > 9 && a.name.startsWith('ntfs-3g.')))
       .map((a) => `user.${a.name}`);
   }
 
