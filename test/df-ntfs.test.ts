@@ -107,6 +107,19 @@ describe('guestlens df on Windows-like guests (ntfs-3g oracle)', function () {
     assert.ok(r.exitCode === 0 || r.exitCode === 3, `exit ${r.exitCode}: ${r.stderr}`);
   });
 
+  it('says once, on stderr, that a hibernated C: holds changes not yet on disk, and still prints ntfs-3g\'s numbers', async () => {
+    const c = await windowsVolume('c-hibernated', 120, 'Windows', false);
+    await withNtfs3g(c, { readWrite: true }, (m) => writeFile(join(m, 'hiberfil.sys'), Buffer.concat([Buffer.from('HIBR'), Buffer.alloc(8192, 7)])));
+    const st = await ntfs3gStatfs(c);
+    const disk = await buildDisk('windows-hibernated', 'dos', [{ sizeMiB: 120, type: MBR_NTFS, content: { image: c } }]);
+    const r = await guardImages([disk.raw], () => guestlens(['df', disk.raw]));
+    const opts = { human: false, inodes: false, csv: false };
+    assert.equal(r.stdout, dfHeader(opts) + dfRow(basename(disk.raw), '/dev/sda1', st, opts));
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /\/dev\/sda1: figures may differ .*hiberfil\.sys/);
+  });
+
   for (const flags of [[], ['--csv']]) {
     it(`prints exactly what virt-df ${flags.join(' ')} prints for the MBR guest`.replace('  ', ' '), async function () {
       if (!(await haveTool('virt-df'))) {
