@@ -364,7 +364,8 @@ export class NtfsFilesystem implements Filesystem {
   async readdir(ino: number): Promise<DirEntry[]> {
     const { dirs, vol } = this.state;
     const hit = dirs.get(ino);
-    if (hit) return hit;
+    // Callers own what they get: a copy of the cached listing.
+    if (hit) return [...hit];
     const dir = await this.directoryInode(ino);
     const out: DirEntry[] = [];
     for await (const e of indexEntries(vol, dir)) {
@@ -372,7 +373,7 @@ export class NtfsFilesystem implements Filesystem {
       out.push({ name: e.fileName.name, rawName: e.fileName.nameRaw, ino: e.ino, type: entryType(e) });
     }
     dirs.set(ino, out);
-    return out;
+    return [...out];
   }
 
   async lookup(dirIno: number, name: string): Promise<number | undefined> {
