@@ -17,6 +17,7 @@ declare -A debs=(
   [dosfstools]=mkfs.vfat
   [mtools]=mcopy
   [ntfs-3g]=mkfs.ntfs
+  [attr]=setfattr              # tests: ntfs-3g reparse points, compression and DOS names through xattrs
   [btrfs-progs]=mkfs.btrfs
   [lvm2]=pvcreate
   [fdisk]=sfdisk

@@ -79,7 +79,8 @@ export const dfCommand: CommandModule<object, DfArgs> = {
       problems += result.problems.length;
       for (const p of result.problems) process.stderr.write(`guestlens: df: ${result.name}: ${p}\n`);
       for (const row of result.rows) {
-        for (const w of row.warnings) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: ${w}\n`);
+        // A warning that is also why the figures are inexact (NTFS: Windows hibernated...) is said once, below.
+        for (const w of row.warnings) if (row.statfs.exact || !(row.statfs.reason ?? '').includes(w)) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: ${w}\n`);
         if (!row.statfs.exact) process.stderr.write(`guestlens: df: ${result.name}:${row.device}: figures may differ from the guest's: ${row.statfs.reason ?? 'inexact'}\n`);
         if (args.json) json.push(jsonRow(result.name, row, result.mountpoints?.get(row.device)));
         else process.stdout.write(dfRow(result.name, row.device, row.statfs, out));

@@ -38,7 +38,12 @@ const fat: FilesystemDriver = {
   open: async (source, options) => (await import('./fat/index.ts')).openFat(source, options),
 };
 
-export const DRIVERS: readonly FilesystemDriver[] = [ext, fat];
+const ntfs: FilesystemDriver = {
+  types: ['ntfs'],
+  open: async (source, options) => (await import('./ntfs/index.ts')).openNtfs(source, options),
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext, fat, ntfs];
 
 export function driverForType(type: string): FilesystemDriver | undefined {
   return DRIVERS.find((d) => d.types.includes(type));
