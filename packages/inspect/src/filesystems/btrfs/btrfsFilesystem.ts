@@ -23,6 +23,13 @@ import { DEFAULT_LIMITS, type BtrfsLimits, type BtrfsVolume } from './volume.ts'
 
 export interface BtrfsOpenOptions extends FilesystemOpenOptions {
   limits?: Partial<BtrfsLimits>;
+  /**
+   * Whose statfs to give: 'guest' (default), what the guest's own read-write
+   * mount reports, as do df inside the guest and virt-df; or
+   * 'read-only-mount', what this host kernel (6.18) reports for `mount -o ro`,
+   * which leaves the free room inside data chunks out of f_bavail.
+   */
+  statfs?: 'guest' | 'read-only-mount';
 }
 
 const S_IFMT = 0o170000;
@@ -337,7 +344,7 @@ export class BtrfsFilesystem implements Filesystem {
 
   async statfs(): Promise<StatFs> {
     const st = this.state;
-    return computeStatfs({ vol: st.vol, rootTree: st.boot.rootTree, devItems: st.boot.devItems, inexactReasons: st.inexactReasons });
+    return computeStatfs({ vol: st.vol, rootTree: st.boot.rootTree, devItems: st.boot.devItems, inexactReasons: st.inexactReasons, readOnlyMount: this.options.statfs === 'read-only-mount' });
   }
 
   /** The figures statfs is made of (space infos, global reserve, unallocated space). */

@@ -1,11 +1,13 @@
 /**
- * statfs as this kernel's btrfs_statfs computes it for a fresh read-only
- * mount (fs/btrfs/super.c, block-rsv.c; see README.md for the rule):
+ * statfs as this kernel's btrfs_statfs computes it for a fresh mount
+ * (fs/btrfs/super.c, block-rsv.c; see README.md for the rule):
  * block-group usage per space (data, metadata, system) scaled by each
  * profile's copies, the data profile's factor, the global block reserve
- * counted as used, and for f_bavail what the chunk allocator could still
- * give data from unallocated device space (the free room in data chunks
- * does not count: a read-only mount makes every block group read-only).
+ * counted as used, and for f_bavail the free room in data chunks plus what
+ * the chunk allocator could still give data from unallocated device space.
+ * By default the figures of the guest's own (read-write) mount, which are
+ * also what libguestfs's appliance shows; `readOnlyMount` gives this
+ * kernel's read-only mount, where data chunks' free room does not count.
  */
 import type { StatFs } from '../filesystem.ts';
 import type { Chunk } from './chunkMap.ts';
@@ -32,6 +34,8 @@ export interface StatfsInputs {
   rootTree: TreeRoot;
   devItems: Map<bigint, DevItem>;
   inexactReasons: string[];
+  /** Model this kernel's read-only mount (see computeStatfs) instead of the guest's own read-write mount. */
+  readOnlyMount?: boolean;
 }
 
 /** The figures behind statfs, for tests and diagnostics. */
@@ -149,14 +153,20 @@ export async function computeStatfs(inputs: StatfsInputs): Promise<StatFs> {
   const bits = BigInt(Math.log2(vol.sb.sectorsize));
   const factor = BigInt(space.dataFactor);
   let totalUsed = 0n;
-  for (const s of space.spaces) totalUsed += s.diskUsed;
+  let freeData = 0n;
+  for (const s of space.spaces) {
+    if (s.flags & BLOCK_GROUP.DATA) freeData += s.diskTotal - s.diskUsed;
+    totalUsed += s.diskUsed;
+  }
   const blocks = (vol.sb.totalBytes / factor) >> bits;
   let bfree = blocks - ((totalUsed / factor) >> bits);
   const reserveBlocks = space.globalReserve >> bits;
   bfree = bfree >= reserveBlocks ? bfree - reserveBlocks : 0n;
-  // A read-only mount makes every block group read-only (sysfs shows their free space as bytes_readonly), and
-  // btrfs_statfs takes the free space of read-only data block groups back out: only unallocated space is available.
-  const bavail = (space.unallocatedForData / factor) >> bits;
+  // This kernel's read-only mount makes every block group read-only (sysfs shows their free space as
+  // bytes_readonly), and btrfs_statfs takes the free room of read-only data block groups back out. The
+  // guest's own read-write mount (and older kernels' read-only mounts, libguestfs's appliance among them) count it.
+  if (inputs.readOnlyMount) freeData = 0n;
+  const bavail = (freeData / factor + space.unallocatedForData / factor) >> bits;
   const out: StatFs = {
     bsize: vol.sb.sectorsize,
     blocks: Number(blocks),
