@@ -72,6 +72,15 @@ export class BtrfsVolume {
     return this.devices.get(s.devid);
   }
 
+  /** Bytes of one device; a stripe pointing past the device's end is damage, not a range error. */
+  private readPhysical(dev: BlockSource, offset: bigint, length: number, what: string): Promise<Buffer> {
+    const at = toSafeNumber(offset, `physical offset of ${what}`);
+    if (at + length > dev.size) {
+      return Promise.reject(this.corrupt(what, undefined, `its chunk maps it to bytes ${at}..${at + length} of device ${dev.name}, past its end (${dev.size} bytes)`));
+    }
+    return dev.read(at, length);
+  }
+
   private missing(copies: Stripe[], what: string): BtrfsUnsupportedError {
     const ids = [...new Set(copies.map((c) => c.devid.toString()))].join(', ');
     return new BtrfsUnsupportedError(this.image, `a device that is not among the guest's disks`, `${what} is on device ${ids} only (this filesystem has ${this.sb.numDevices} devices; give every disk of the guest)`);
@@ -88,7 +97,7 @@ export class BtrfsVolume {
         const dev = this.device(copy);
         if (!dev) continue;
         try {
-          const data = await dev.read(toSafeNumber(copy.offset, `physical offset of ${what}`), piece.length);
+          const data = await this.readPhysical(dev, copy.offset, piece.length, what);
           data.copy(out, piece.at);
           done = true;
           break;
@@ -140,7 +149,7 @@ export class BtrfsVolume {
           const dev = this.device(copy);
           if (!dev) continue;
           offset = toSafeNumber(copy.offset, `physical offset of ${what}`);
-          buf = await dev.read(offset, nodesize);
+          buf = await this.readPhysical(dev, copy.offset, nodesize, what);
         } else {
           buf = await this.readLogical(ref.bytenr, nodesize, what);
         }
