@@ -9,7 +9,7 @@
 //  - Intl.Segmenter is created lazily: string-width (under yargs) makes one at
 //    load time, and ICU's segmenter costs ~20 ms to build; we only need it
 //    when help text is wrapped.
-// koffi (a native module) stays external.
+// koffi and lzo (native modules) stay external.
 //
 // Each build goes to its own directory; `dist` is a symlink switched
 // atomically to the newest one, so a concurrent run never sees half a build.
@@ -51,7 +51,7 @@ export async function buildCli() {
     // keepNames: error classes name themselves from new.target.name.
     minify: true,
     keepNames: true,
-    external: ['koffi', 'lz4-napi', 'sql.js', 'xz-decompress'],
+    external: ['koffi', 'lz4-napi', 'lzo', 'sql.js', 'xz-decompress'],
     logLevel: 'warning',
     define: { 'import.meta.url': '__glImportMetaUrl', 'Intl.Segmenter': '__glLazySegmenter' },
     banner: { js: `const __glImportMetaUrl = require('node:url').pathToFileURL(__filename).href;\n${lazySegmenter}` },

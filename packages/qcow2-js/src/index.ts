@@ -31,3 +31,6 @@ export { describeImage, formatImageInfo, sizeToString, type ImageInfo } from './
 export { Qcow2Error, isQcow2Error, type Qcow2ErrorKind } from './errors.ts';
 export { createChainCache, type ChainCache } from './metadataCache.ts';
 export { guestChunks, DEFAULT_CHUNK_BYTES, type GuestChunkOptions } from './guestChunks.ts';
+// libzstd's decoder (zstddec's WebAssembly build) and zstd frame boundaries, for other readers of zstd data (btrfs extents).
+export { zstdWasm, type ZstdWasm } from './formats/qcow2/zstdWasm.ts';
+export { frameExtent } from './formats/qcow2/zstdFrame.ts';

@@ -10,6 +10,7 @@ import { isRetryable } from '@guestlens/block';
 import type { Guest, GuestFilesystemInfo } from '../guest/guest.ts';
 import type { StatFs } from '../filesystems/filesystem.ts';
 import { retryWhileLive, type RetryOptions } from '../guest/retry.ts';
+import { btrfsSubvolumeDevice } from '../guest/deviceName.ts';
 
 export interface DfRow {
   device: string;
@@ -63,7 +64,7 @@ export async function guestDf(guest: Guest): Promise<GuestDf> {
       continue;
     }
     try {
-      rows.push(await statRow(fs));
+      rows.push(...(await statRows(fs)));
     } catch (err) {
       problems.push({ device: fs.device, message: problemText(err, fs), retryable: isRetryable(err) });
     }
@@ -97,10 +98,20 @@ export async function readGuestDf(guest: Guest, options: ReadDfOptions = {}): Pr
   return { ...df, attempts: result.attempts };
 }
 
-async function statRow(info: GuestFilesystemInfo): Promise<DfRow> {
+/**
+ * The device's row and, for a filesystem with subvolumes (btrfs), one row per
+ * subvolume but the default one (mounting the device shows that one), named
+ * btrfsvol:DEVICE/PATH, in subvolume-id order, as virt-df lists them: it
+ * mounts each and asks statvfs, which gives the whole filesystem's numbers.
+ */
+async function statRows(info: GuestFilesystemInfo): Promise<DfRow[]> {
   const fs = await info.open();
   const statfs = await fs.statfs();
-  return { device: info.device, fstype: info.type, label: info.label, uuid: info.uuid, statfs, warnings: fs.fs.warnings ?? [] };
+  const row = (device: string): DfRow => ({ device, fstype: info.type, label: info.label, uuid: info.uuid, statfs, warnings: fs.fs.warnings ?? [] });
+  const rows = [row(info.device)];
+  const subvolumes = fs.fs.subvolumes ? await fs.fs.subvolumes() : [];
+  for (const sv of subvolumes) if (!sv.isDefault) rows.push(row(btrfsSubvolumeDevice(info.device, sv.path)));
+  return rows;
 }
 
 /** An error's message without the names the report already carries (the image, the device). */

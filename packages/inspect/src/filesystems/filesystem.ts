@@ -146,6 +146,23 @@ export interface Filesystem {
   inodes?(options?: InodeEnumerationOptions): AsyncIterable<InodeEntry>;
   /** `lookup` by the name's exact bytes (for names that are not valid UTF-8). */
   lookupRaw?(dirIno: number, name: Buffer): Promise<number | undefined>;
+  /** The subvolumes of a filesystem that has them (btrfs), snapshots included, in id order; the top level is not one. */
+  subvolumes?(): Promise<Subvolume[]>;
+}
+
+/** A subvolume (or snapshot) from `subvolumes()`. */
+export interface Subvolume {
+  /** The subvolume id (btrfs: its tree's objectid, 256 and up). */
+  id: number;
+  /** Path from the top level, as `btrfs subvolume list` prints it: "root", "home", "snapshots/1/snapshot". */
+  path: string;
+  /** The subvolume (or 5, the top level) it is in. */
+  parentId: number;
+  /** Made as a snapshot of another subvolume. */
+  isSnapshot: boolean;
+  readOnly: boolean;
+  /** What a mount without subvol=/subvolid= shows. */
+  isDefault: boolean;
 }
 
 /** How a driver is opened. */
@@ -154,4 +171,10 @@ export interface FilesystemOpenOptions {
   live?: boolean;
   /** Bounds on what the driver reads and caches (each driver documents its own). */
   limits?: Record<string, number>;
+  /**
+   * Filesystems with subvolumes (btrfs): which one to show, as mount's
+   * subvol=PATH (a string, from the top level) or subvolid=ID (a number);
+   * default: the filesystem's default subvolume. Other drivers ignore it.
+   */
+  subvolume?: string | number;
 }

@@ -43,7 +43,17 @@ const ntfs: FilesystemDriver = {
   open: async (source, options) => (await import('./ntfs/index.ts')).openNtfs(source, options),
 };
 
-export const DRIVERS: readonly FilesystemDriver[] = [ext, fat, ntfs];
+const btrfs: FilesystemDriver = {
+  types: ['btrfs'],
+  open: async (source, options) => (await import('./btrfs/index.ts')).openBtrfs(source, options),
+  multiDevice: {
+    // Devices of one btrfs share its fsid (blkid's UUID; each device's own is UUID_SUB).
+    key: (probe) => (probe.type === 'btrfs' ? probe.uuid : undefined),
+    open: async (sources, options) => (await import('./btrfs/index.ts')).openBtrfsDevices(sources, options),
+  },
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext, fat, ntfs, btrfs];
 
 export function driverForType(type: string): FilesystemDriver | undefined {
   return DRIVERS.find((d) => d.types.includes(type));

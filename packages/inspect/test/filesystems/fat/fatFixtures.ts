@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { sh } from '../../../../../test/support/run.ts';
-import { pseudoRandom } from '../../extFixtures.ts';
+import { pseudoRandom } from '../ext/fixtures.ts';
 
 export { pseudoRandom };
 
