@@ -40,6 +40,8 @@ const JOURNAL_DIRS = ['/var/log/journal', '/run/log/journal'];
 const TEXT_LOGS = ['/var/log/messages', '/var/log/syslog'];
 /** Journal files read at most (a guest with years of archives is still bounded). */
 const MAX_FILES = 4096;
+/** Reads of a journal caught mid-append before the error is the user's (without -f). */
+const READ_ATTEMPTS = 5;
 
 export const logCommand: CommandModule<object, LogArgs> = {
   command: 'log [operands..]',
@@ -83,9 +85,9 @@ export const logCommand: CommandModule<object, LogArgs> = {
       const now = BigInt(Date.now()) * 1000n;
       const query = await journal.JournalQuery.open(files, {
         lines: args.lines,
-        since: args.since === undefined ? undefined : journal.parseTimestamp(args.since, now),
-        until: args.until === undefined ? undefined : journal.parseTimestamp(args.until, now),
-        boot: args.boot === undefined ? undefined : journal.parseBootDescriptor(args.boot === true ? '0' : String(args.boot)),
+        since: args.since === undefined ? undefined : usage('--since', () => journal.parseTimestamp(args.since!, now)),
+        until: args.until === undefined ? undefined : usage('--until', () => journal.parseTimestamp(args.until!, now)),
+        boot: args.boot === undefined ? undefined : usage('--boot', () => journal.parseBootDescriptor(args.boot === true ? '0' : String(args.boot))),
         units: args.unit.length ? args.unit : undefined,
         identifiers: args.identifier.length ? args.identifier : undefined,
         priority: args.priority,
@@ -94,14 +96,36 @@ export const logCommand: CommandModule<object, LogArgs> = {
       });
       const printer = new journal.JournalPrinter(args.output as never, { utc: args.utc, escapeControl: process.stdout.isTTY && !args.raw });
       const drain = async () => {
-        for await (const e of query.entries()) process.stdout.write(await printer.print(e));
+        for await (const e of query.entries()) {
+          let text: Buffer;
+          try {
+            text = await printer.print(e);
+          } catch (err) {
+            // Its fields caught half-written: shown on the next poll, not lost.
+            if (isRetryable(err)) query.unread();
+            throw err;
+          }
+          process.stdout.write(text);
+        }
       };
-      await drain();
+      // A live guest's journal may be caught mid-append: refresh and go on from the same entry, a few times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await drain();
+          break;
+        } catch (err) {
+          if (!isRetryable(err) || attempt >= READ_ATTEMPTS) throw err;
+          await opened.guest.refresh();
+          await query.refresh();
+        }
+      }
       if (!args.follow) {
         process.stdout.write(printer.finish());
         for (const w of query.warnings) say(w);
         return;
       }
+      for (const w of query.warnings) say(w);
+      let warned = query.warnings.length;
       await pollUntilStopped({
         intervalMs: interval,
         pid: args.pid,
@@ -117,6 +141,9 @@ export const logCommand: CommandModule<object, LogArgs> = {
             }
             await query.refresh();
             await drain();
+            // Said as they happen: a follower runs for days, and a skipped entry must not go unmentioned.
+            for (const w of query.warnings.slice(warned)) say(w);
+            warned = query.warnings.length;
           } catch (err) {
             // A file caught mid-write: the next poll reads it again after its refresh.
             if (!isRetryable(err)) throw err;
@@ -130,6 +157,15 @@ export const logCommand: CommandModule<object, LogArgs> = {
 };
 
 type Journal = typeof import('@guestlens/journal');
+
+/** A value of the user's that the journal library cannot parse is a usage error (exit 2), named by its option. */
+function usage<T>(option: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(`log: ${option}: ${(err as Error).message}`);
+  }
+}
 
 /** Every journal file of the guest, opened live (journald may be writing them). */
 async function journalFiles(tree: GuestTree, journal: Journal, say: (m: string) => void): Promise<JournalFile[]> {

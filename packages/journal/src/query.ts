@@ -156,6 +156,9 @@ export class JournalQuery {
   private shown = 0;
   private needSeek = false;
   private pending: JournalEntry | undefined;
+  /** Cursors of the last entry yielded and of the one before it (what unread() goes back to). */
+  private lastYielded: string | undefined;
+  private beforeLast: string | undefined;
 
   private constructor(
     readonly reader: JournalReader,
@@ -196,11 +199,37 @@ export class JournalQuery {
         this.needSeek = true;
         if (o.until !== undefined && e.realtime > o.until) break;
         this.shown++;
+        this.beforeLast = this.lastYielded;
+        this.lastYielded = e.cursor;
         yield e;
       }
     } finally {
       this.firstRound = false;
     }
+  }
+
+  /**
+   * The caller could not handle the last entry yielded (reading its fields
+   * failed retryably: a live file caught half-written, the DATA objects
+   * behind a complete-looking entry not yet on disk). The next entries(),
+   * after a refresh(), yields it again instead of going on after it.
+   */
+  unread(): void {
+    if (this.lastYielded === undefined) return;
+    if (this.beforeLast === undefined) {
+      // The first entry: nothing was handled, so start again from the beginning.
+      this.started = false;
+      this.firstRound = true;
+      this.shown = 0;
+      this.needSeek = false;
+    } else {
+      this.reader.seekAfterCursor(this.beforeLast);
+      this.needSeek = true;
+      this.shown--;
+    }
+    this.pending = undefined;
+    this.lastYielded = this.beforeLast;
+    this.beforeLast = undefined;
   }
 
   /** journalctl's starting position; returns the entry positioned on, if the start step read one. */
