@@ -35,6 +35,8 @@ export interface GuestWarning {
   device: string;
   image: string;
   message: string;
+  /** The cause may be a live image caught mid-write (torn volume metadata): reading again may succeed. */
+  retryable?: boolean;
 }
 
 export type GuestDeviceKind = 'disk' | 'partition' | 'logical-volume';
@@ -67,7 +69,12 @@ export interface VolumeAssembler {
   readonly name: string;
   /** Whether this step takes the device (by its probe). */
   takes(device: GuestDevice): boolean;
-  /** Devices made from every device taken, and what could not be made (named). */
+  /**
+   * Devices made from every device taken, and what could not be made (named).
+   * Every device taken arrives with `consumedBy` set; the step clears it on a
+   * device it could not use (a PV whose volume group cannot be read), which
+   * then stays in the guest's list as what it is, with the step's problem.
+   */
   assemble(devices: GuestDevice[]): Promise<{ devices: AssembledDevice[]; problems: GuestWarning[] }>;
 }
 
@@ -105,13 +112,17 @@ export async function assembleGuest(disks: GuestDisk[], assemblers: readonly Vol
     );
   }
   let fresh = devices.slice();
+  // Devices a step handed back are not offered to it again (it would only say the same again).
+  const handedBack = new Map<VolumeAssembler, Set<GuestDevice>>(assemblers.map((s) => [s, new Set()]));
   for (let round = 0; round < MAX_ROUNDS && fresh.length > 0; round++) {
     const made: GuestDevice[] = [];
     for (const step of assemblers) {
-      const taken = devices.filter((d) => !d.consumedBy && step.takes(d));
+      const refused = handedBack.get(step)!;
+      const taken = devices.filter((d) => !d.consumedBy && !refused.has(d) && step.takes(d));
       if (taken.length === 0 || !taken.some((d) => fresh.includes(d))) continue;
       for (const d of taken) d.consumedBy = step.name;
       const result = await step.assemble(taken);
+      for (const d of taken) if (!d.consumedBy) refused.add(d);
       problems.push(...result.problems);
       for (const a of result.devices) made.push(await probed(a));
     }
