@@ -79,7 +79,11 @@ export class Lvm2Assembler implements VolumeAssembler {
       names.set(vg.name, id);
       const disagreeing = newest.find((c) => !c.text.text.equals(newest[0].text.text));
       if (disagreeing) {
-        const lvNames = new Set([...newest[0].vg.lvs.values(), ...disagreeing.vg.lvs.values()].filter(isPublic).map((lv) => lv.name));
+        const lvNames = new Set<string>();
+        for (const copy of [newest[0].vg, disagreeing.vg]) {
+          const snapshots = snapshotsOf(copy);
+          for (const lv of copy.lvs.values()) if (isPublic(copy, lv, snapshots)) lvNames.add(lv.name);
+        }
         const detail =
           `the metadata copies of volume group ${vg.name} disagree: ${newest[0].pv.device.device} and ${disagreeing.pv.device.device} both hold seqno ${seqno} ` +
           'with different contents, so guestlens cannot tell which is right (vgck on a copy of the disks tells more)';
@@ -113,25 +117,19 @@ export class Lvm2Assembler implements VolumeAssembler {
     }
     const fallbackDisk = members[0].device.disk;
     const mapper = new SegmentMapper<GuestDevice>(vg, attached, (lv, first) => `${(first?.device.disk ?? fallbackDisk).image} logical volume ${vg.name}/${lv}`, this.options.thin);
-    const snapshotOf = new Map<string, string>();
-    const mergingInto = new Map<string, string>();
+    const snapshots = snapshotsOf(vg);
     for (const lv of vg.lvs.values()) {
-      for (const s of lv.segments) {
-        if (s.type !== 'snapshot') continue;
-        snapshotOf.set(s.cow, s.origin);
-        if (s.merging) mergingInto.set(s.origin, s.cow);
-      }
-    }
-    for (const lv of vg.lvs.values()) {
-      if (!isPublic(lv) || (vg.lockType === 'sanlock' && lv.name === 'lvmlock')) continue;
+      if (!isPublic(vg, lv, snapshots) || (vg.lockType === 'sanlock' && lv.name === 'lvmlock')) continue;
       const device = lvDevice(vg.name, lv.name);
-      const image = diskOf(vg, lv, attached)?.image ?? fallbackDisk.image;
-      const origin = snapshotOf.get(lv.name);
-      if (origin !== undefined) {
-        problems.push({ device, image, message: `it is a copy-on-write snapshot of ${vg.name}/${origin}, which guestlens does not read (the origin ${lvDevice(vg.name, origin)} is read as it is now)` });
+      const image = diskOf(lv, attached)?.image ?? fallbackDisk.image;
+      const snapshot = snapshots.byCow.get(lv.name);
+      if (snapshot) {
+        const origin = vg.lvs.get(snapshot.origin);
+        const reads = origin?.status.has('VISIBLE') ? ` (the origin ${lvDevice(vg.name, snapshot.origin)} is read as it is now)` : '';
+        problems.push({ device, image, message: `it is a copy-on-write snapshot of ${vg.name}/${snapshot.origin}, which guestlens does not read${reads}` });
         continue;
       }
-      const merging = mergingInto.get(lv.name);
+      const merging = snapshots.mergingInto.get(lv.name);
       if (merging !== undefined) {
         problems.push({ device, image, message: `the snapshot ${vg.name}/${merging} is being merged into it, and guestlens does not read a volume half-way through a merge` });
         continue;
@@ -147,16 +145,51 @@ export class Lvm2Assembler implements VolumeAssembler {
   }
 }
 
+interface Snapshots {
+  /** The snapshot segment that names each COW LV. */
+  byCow: Map<string, { origin: string; merging: boolean }>;
+  /** Origins a snapshot is being merged into, and that snapshot. */
+  mergingInto: Map<string, string>;
+}
+
+function snapshotsOf(vg: VolumeGroupMeta): Snapshots {
+  const s: Snapshots = { byCow: new Map(), mergingInto: new Map() };
+  for (const lv of vg.lvs.values()) {
+    for (const seg of lv.segments) {
+      if (seg.type !== 'snapshot') continue;
+      s.byCow.set(seg.cow, { origin: seg.origin, merging: seg.merging });
+      if (seg.merging) s.mergingInto.set(seg.origin, seg.cow);
+    }
+  }
+  return s;
+}
+
+/**
+ * lv_is_visible(): the hidden "snapshotN" LV holding a snapshot segment is
+ * never shown; its COW LV is shown when its origin is (or the origin is a
+ * virtual one), unless it is being merged; others by their VISIBLE flag.
+ */
+function isVisible(vg: VolumeGroupMeta, lv: LogicalVolumeMeta, snapshots: Snapshots, depth = 0): boolean {
+  if (lv.segments.some((s) => s.type === 'snapshot')) return false;
+  const cow = snapshots.byCow.get(lv.name);
+  if (cow) {
+    const origin = vg.lvs.get(cow.origin);
+    if (!origin || cow.merging || depth > 1) return false;
+    return !origin.status.has('VISIBLE') || isVisible(vg, origin, snapshots, depth + 1);
+  }
+  return lv.status.has('VISIBLE');
+}
+
 /** lv_role=public && lv_skip_activation!=yes: visible, and not a pool (thin, cache, VDO pools are visible but private). */
-function isPublic(lv: LogicalVolumeMeta): boolean {
-  if (!lv.status.has('VISIBLE')) return false;
+function isPublic(vg: VolumeGroupMeta, lv: LogicalVolumeMeta, snapshots: Snapshots): boolean {
+  if (!isVisible(vg, lv, snapshots)) return false;
   if (lv.status.has('ACTIVATION_SKIP') || lv.flags.has('ACTIVATION_SKIP')) return false;
   const type = lv.segments[0]?.typeName;
   return type !== 'thin-pool' && type !== 'cache-pool' && type !== 'vdo-pool';
 }
 
 /** The guest disk of the first PV an LV's first segment names, found or not (for naming the image in a message). */
-function diskOf(vg: VolumeGroupMeta, lv: LogicalVolumeMeta, attached: ReadonlyMap<string, AttachedPv<GuestDevice>>): GuestDevice['disk'] | undefined {
+function diskOf(lv: LogicalVolumeMeta, attached: ReadonlyMap<string, AttachedPv<GuestDevice>>): GuestDevice['disk'] | undefined {
   const seg = lv.segments[0];
   const area = seg && (seg.type === 'striped' || seg.type === 'mirror') ? seg.areas[0] : undefined;
   return area?.kind === 'pv' ? attached.get(area.name)?.device.disk : [...attached.values()][0]?.device.disk;
