@@ -100,6 +100,8 @@ export class Lvm2Assembler implements VolumeAssembler {
       pv.device.consumedBy = undefined;
       problems.push(pvProblem(pv, reason.message, reason.retryable));
     }
+    // In device-name order, as the devices are listed.
+    problems.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
     return { devices: made, problems };
   }
 
