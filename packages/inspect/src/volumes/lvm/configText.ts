@@ -19,6 +19,7 @@
  * given twice in one section is refused (LVM never writes one, and which of
  * the two it would use depends on its version).
  */
+import { shown } from './errors.ts';
 import { LIMITS } from './layout.ts';
 
 export type ConfigScalar = { kind: 'int'; value: bigint } | { kind: 'float'; value: number } | { kind: 'string'; value: string };
@@ -198,7 +199,7 @@ export function parseConfigText(text: string): ConfigSection {
         return { kind: 'int', value: parseInt64(t, lexer) };
       case 'float': {
         const value = Number(t);
-        if (!Number.isFinite(value)) lexer.fail(`${JSON.stringify(t.slice(0, 40))} is not a number`);
+        if (!Number.isFinite(value)) lexer.fail(`${shown(t, 40)} is not a number`);
         return { kind: 'float', value };
       }
       case 'escaped':
@@ -235,7 +236,7 @@ export function parseConfigText(text: string): ConfigSection {
   for (;;) {
     const current = stack[stack.length - 1];
     if (lexer.at('eof')) {
-      if (stack.length > 1) lexer.fail(`section ${JSON.stringify(current.key.slice(0, 40))} (line ${current.line}) is never closed`);
+      if (stack.length > 1) lexer.fail(`section ${shown(current.key, 40)} (line ${current.line}) is never closed`);
       return root;
     }
     if (lexer.at('}')) {
@@ -250,7 +251,7 @@ export function parseConfigText(text: string): ConfigSection {
     else return lexer.fail(`a key was expected, not ${describe(lexer)}`);
     if (key === '') lexer.fail('an empty key');
     const line = lexer.tokenLine;
-    if (current.children.has(key)) lexer.fail(`${JSON.stringify(key.slice(0, 40))} appears twice in the same section`);
+    if (current.children.has(key)) lexer.fail(`${shown(key, 40)} appears twice in the same section`);
     count();
     lexer.next(false);
     if (lexer.at('{')) {
@@ -261,7 +262,7 @@ export function parseConfigText(text: string): ConfigSection {
       lexer.next(false);
       continue;
     }
-    if (!lexer.at('=')) lexer.fail(`"=" or "{" was expected after ${JSON.stringify(key.slice(0, 40))}, not ${describe(lexer)}`);
+    if (!lexer.at('=')) lexer.fail(`"=" or "{" was expected after ${shown(key, 40)}, not ${describe(lexer)}`);
     lexer.next(true);
     current.children.set(key, { kind: 'value', key, line, value: value() });
   }
@@ -270,22 +271,22 @@ export function parseConfigText(text: string): ConfigSection {
 function parseInt64(t: string, lexer: Lexer): bigint {
   const sign = t[0] === '-' ? -1n : 1n;
   const digits = t[0] === '-' || t[0] === '+' ? t.slice(1) : t;
-  if (digits === '') lexer.fail(`${JSON.stringify(t)} is not a number`);
+  if (digits === '') lexer.fail(`${shown(t, 40)} is not a number`);
   let n: bigint;
   if (digits.length > 1 && digits[0] === '0') {
-    if (!/^[0-7]+$/.test(digits) || digits.length > 23) lexer.fail(`${JSON.stringify(t.slice(0, 40))} is not an octal number`);
+    if (!/^[0-7]+$/.test(digits) || digits.length > 23) lexer.fail(`${shown(t, 40)} is not an octal number`);
     n = BigInt(`0o${digits.slice(1)}`);
   } else {
     // More than 19 digits cannot fit; stop before BigInt does work for nothing.
-    if (digits.replace(/^0+/, '').length > 19) lexer.fail(`${t.slice(0, 40)}... is beyond 64 bits`);
+    if (digits.replace(/^0+/, '').length > 19) lexer.fail(`${shown(t, 40)} is beyond 64 bits`);
     n = BigInt(digits);
   }
   n *= sign;
-  if (n < INT64_MIN || n > INT64_MAX) lexer.fail(`${t.slice(0, 40)} is beyond 64 bits`);
+  if (n < INT64_MIN || n > INT64_MAX) lexer.fail(`${shown(t, 40)} is beyond 64 bits`);
   return n;
 }
 
 function describe(lexer: Lexer): string {
   if (lexer.at('eof')) return 'the end of the text';
-  return JSON.stringify(lexer.text.slice(0, 40));
+  return shown(lexer.text, 40);
 }

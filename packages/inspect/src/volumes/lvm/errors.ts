@@ -74,3 +74,8 @@ export function shown(text: string, max = 80): string {
   const cut = text.length > max ? `${text.slice(0, max)}...` : text;
   return `"${cut.replace(/[^\x20-\x7e]|["\\]/g, (c) => (c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))}"`;
 }
+
+/** A key of the text as messages show it: plain when it is a plain word, else quoted and escaped. */
+export function printable(key: string): string {
+  return /^[A-Za-z0-9_.+-]{1,64}$/.test(key) ? key : shown(key, 64);
+}

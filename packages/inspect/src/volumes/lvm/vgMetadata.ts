@@ -12,7 +12,7 @@
  * read are kept by name (`unsupported`).
  */
 import type { ConfigScalar, ConfigSection } from './configText.ts';
-import { LvmMetadataError, shown } from './errors.ts';
+import { LvmMetadataError, printable, shown } from './errors.ts';
 import { LIMITS, isValidName } from './layout.ts';
 
 export interface PhysicalVolumeMeta {
@@ -33,7 +33,7 @@ export interface PhysicalVolumeMeta {
 export type AreaRef = { kind: 'pv'; name: string; start: number } | { kind: 'lv'; name: string; start: number };
 
 interface SegmentBase {
-  /** The section's key (segment1, ...), for messages. */
+  /** The section's key (segment1, ...), as messages show it. */
   key: string;
   startExtent: number;
   extentCount: number;
@@ -199,6 +199,7 @@ export function readVolumeGroup(root: ConfigSection, source: string): VolumeGrou
   if (pvSections.length > LIMITS.physicalVolumes) vg.fail(`more than ${LIMITS.physicalVolumes} physical volumes`);
   const pvIds = new Set<string>();
   for (const s of pvSections) {
+    if (!isValidName(s.key)) vg.fail(`the physical volume name ${shown(s.key)} is not one LVM writes`);
     const pv = readPhysicalVolume(new SectionReader(s, `${vg.where}, physical volume ${s.key}`, source));
     if (pvIds.has(pv.id)) vg.fail(`physical volume ${shown(pv.id)} is listed twice`);
     pvIds.add(pv.id);
@@ -253,7 +254,7 @@ function readLogicalVolume(r: SectionReader, vg: Names): LogicalVolumeMeta {
     const segmentCount = r.int('segment_count', { min: 1, max: LIMITS.segmentsPerVolume });
     const sections = r.sections();
     if (sections.length !== segmentCount) r.fail(`segment_count is ${segmentCount} but there are ${sections.length} segments`);
-    const segments = sections.map((s) => readSegment(new SectionReader(s, `${r.where}, ${s.key}`, r.source), vg));
+    const segments = sections.map((s) => readSegment(new SectionReader(s, `${r.where}, ${printable(s.key)}`, r.source), vg));
     segments.sort((a, b) => a.startExtent - b.startExtent);
     let next = 0;
     for (const s of segments) {
@@ -274,7 +275,7 @@ function readLogicalVolume(r: SectionReader, vg: Names): LogicalVolumeMeta {
 function readSegment(r: SectionReader, vg: Names): SegmentMeta {
   const [typeName, ...typeFlags] = r.str('type').split('+');
   const base: SegmentBase = {
-    key: r.node.key,
+    key: printable(r.node.key),
     startExtent: r.int('start_extent', { max: UINT32_MAX }),
     extentCount: r.int('extent_count', { min: 1, max: UINT32_MAX }),
     typeName,
