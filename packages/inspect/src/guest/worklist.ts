@@ -12,7 +12,7 @@
  * on (a missing physical volume, an unknown segment type) reports what is
  * missing by name and the rest of the guest goes on.
  */
-import { BlockWindow, type BlockSource } from '@guestlens/block';
+import { BlockWindow, isGuestlensError, type BlockSource } from '@guestlens/block';
 import { probeFilesystem, type ProbeResult } from '../probe/index.ts';
 import type { Partition, PartitionTable } from '../volumes/partition.ts';
 import { diskDevice, partitionDevice, partitionSourceName } from './deviceName.ts';
@@ -123,8 +123,18 @@ export async function assembleGuest(disks: GuestDisk[], assemblers: readonly Vol
       for (const d of taken) d.consumedBy = step.name;
       const result = await step.assemble(taken);
       for (const d of taken) if (!d.consumedBy) refused.add(d);
-      problems.push(...result.problems);
-      for (const a of result.devices) made.push(await probed(a));
+      const said = [...result.problems];
+      for (const a of result.devices) {
+        try {
+          made.push(await probed(a));
+        } catch (err) {
+          // A volume that cannot even be probed (a damaged thin pool's map) is a problem of its own, not of the guest.
+          if (!isGuestlensError(err)) throw err;
+          const detail = (err as { detail?: unknown }).detail;
+          said.push({ device: a.device, image: a.disk.image, message: typeof detail === 'string' ? detail : err.message, ...(err.retryable ? { retryable: true } : {}) });
+        }
+      }
+      problems.push(...said.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0)));
     }
     made.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
     devices.push(...made);

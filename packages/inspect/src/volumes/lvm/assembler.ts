@@ -19,7 +19,8 @@ import { ConfigTextError, parseConfigText } from './configText.ts';
 import { LvmError, LvmMetadataError } from './errors.ts';
 import { readPvLabel, type PvLabel } from './label.ts';
 import { readMetadataText, type MetadataText } from './metadataArea.ts';
-import { LvUnavailableError, SegmentMapper, type AttachedPv, type ThinTargetFactory } from './segmentMapping.ts';
+import { LvUnavailableError, SegmentMapper, type AttachedPv } from './segmentMapping.ts';
+import { thinTargets } from './thin.ts';
 import { readVolumeGroup, type LogicalVolumeMeta, type VolumeGroupMeta } from './vgMetadata.ts';
 
 interface ScannedPv {
@@ -37,8 +38,8 @@ interface MetadataCopy {
 }
 
 export interface Lvm2AssemblerOptions {
-  /** Reads thin volumes (thin.ts); without it they are named as unreadable. */
-  thin?: ThinTargetFactory;
+  /** Read thin volumes through their pool's btree (default true); false names them as unreadable. */
+  thin?: boolean;
 }
 
 export class Lvm2Assembler implements VolumeAssembler {
@@ -118,7 +119,8 @@ export class Lvm2Assembler implements VolumeAssembler {
       }
     }
     const fallbackDisk = members[0].device.disk;
-    const mapper = new SegmentMapper<GuestDevice>(vg, attached, (lv, first) => `${(first?.device.disk ?? fallbackDisk).image} logical volume ${vg.name}/${lv}`, this.options.thin);
+    const thin = this.options.thin === false ? undefined : thinTargets(vg.name);
+    const mapper = new SegmentMapper<GuestDevice>(vg, attached, (lv, first) => `${(first?.device.disk ?? fallbackDisk).image} logical volume ${vg.name}/${lv}`, thin);
     const snapshots = snapshotsOf(vg);
     for (const lv of vg.lvs.values()) {
       if (!isPublic(vg, lv, snapshots) || (vg.lockType === 'sanlock' && lv.name === 'lvmlock')) continue;
