@@ -13,14 +13,15 @@
 import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
-import { openGuest } from '../packages/inspect/src/index.ts';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { openGuest, readGuestDf } from '../packages/inspect/src/index.ts';
 import { dfHeader, dfRow } from '../cli/src/df/dfOutput.ts';
 import { buildLvmGuest, type LvmGuest } from './support/lvmGuest.ts';
-import { gather, lvmUnavailable } from './support/lvm.ts';
+import { LvmFixture, gather, lvmUnavailable, scatter } from './support/lvm.ts';
 import { kernelStatfs, loopMountUnavailable, withKernelMount } from './support/kernel.ts';
 import { haveTool, toQcow2 } from './support/guestDisk.ts';
 import { guardImages } from './support/imageGuard.ts';
-import { guestlens } from './support/run.ts';
+import { guestlens, sh } from './support/run.ts';
 import { scratchDir } from './support/scratch.ts';
 
 type Kstat = Awaited<ReturnType<typeof kernelStatfs>>;
@@ -125,5 +126,73 @@ describe('guestlens df on LVM logical volumes (kernel oracle)', function () {
     const ours = await guardImages(disks, () => guestlens(['df', ...add]));
     assert.equal(ours.exitCode, 0, ours.stderr);
     assert.equal(ours.stdout, `${theirs.stdout}\n`);
+  });
+});
+
+describe('guestlens df: LVM metadata torn by a writer', function () {
+  this.timeout(120000);
+
+  it('reads again after a refresh when the copy was torn and the writer finished; a lasting tear is a retryable problem', async function () {
+    const why = (await lvmUnavailable()) ?? (await loopMountUnavailable());
+    if (why) {
+      console.log(`      cannot run: ${why}`);
+      this.skip();
+    }
+    const dir = scratchDir('lvm-torn');
+    const image = join(dir, 'torn.raw');
+    await sh('truncate', ['-s', '32M', image]);
+    const f = await LvmFixture.create('tornvg', [{ file: image, offset: 0, size: 32 * 1024 * 1024 }]);
+    let layout;
+    try {
+      await f.lvcreate(['-n', 'root', '-L', '12m', 'tornvg']);
+      layout = await f.layout();
+    } finally {
+      await f.detach();
+    }
+    const fsImage = join(dir, 'root.ext4');
+    await sh('truncate', ['-s', String(12 * 1024 * 1024), fsImage]);
+    await sh('mkfs.ext4', ['-q', '-F', fsImage]);
+    await scatter(layout, 'root', fsImage);
+    const kernelRoot = await withKernelMount(fsImage, {}, (m) => kernelStatfs(m.dir));
+    // The committed copy's text starts where raw_locns[0] says; a byte changed there is what a reader sees mid-write.
+    const fd = openSync(image, 'r+');
+    try {
+      const header = Buffer.alloc(512);
+      readSync(fd, header, 0, 512, 4096);
+      const at = 4096 + Number(header.readBigUInt64LE(40)) + 10;
+      const good = Buffer.alloc(1);
+      readSync(fd, good, 0, 1, at);
+      writeSync(fd, Buffer.from([good[0] ^ 0x20]), 0, 1, at);
+      const guest = await openGuest([{ path: image, format: 'raw' }]);
+      try {
+        let mended = false;
+        const df = await readGuestDf(guest, {
+          afterFailedAttempt: () => {
+            writeSync(fd, good, 0, 1, at);
+            mended = true;
+          },
+        });
+        assert.ok(mended, 'the first attempt failed');
+        assert.equal(df.attempts, 2);
+        assert.deepEqual(df.problems, []);
+        assert.deepEqual(df.rows.map((r) => [r.device, r.statfs.blocks, r.statfs.bfree]), [['/dev/tornvg/root', kernelRoot.blocks, kernelRoot.bfree]]);
+      } finally {
+        await guest.close();
+      }
+      // Torn for good: each attempt changes the image again (a writer that never finishes), so it stays live and retryable.
+      writeSync(fd, Buffer.from([good[0] ^ 0x20]), 0, 1, at);
+      const again = await openGuest([{ path: image, format: 'raw' }]);
+      try {
+        let n = 0;
+        const df = await readGuestDf(again, { delayMs: 10, afterFailedAttempt: () => void writeSync(fd, Buffer.from([good[0] ^ (0x20 + ++n)]), 0, 1, at) });
+        assert.equal(df.attempts, 3);
+        assert.deepEqual(df.problems.map((p) => [p.device, p.retryable]), [['/dev/sda', true]]);
+        assert.match(df.problems[0].message, /checksum mismatch in the LVM2 metadata text .*; read 3 times\)$/);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      closeSync(fd);
+    }
   });
 });
