@@ -54,6 +54,9 @@ export interface GuestDevice {
   probe: ProbeResult;
   /** Set when an assembler took this device as a part of something bigger (an LVM physical volume): it holds no filesystem of its own. */
   consumedBy?: string;
+  /** See AssembledDevice. */
+  identity?: string;
+  refreshVolume?(): void;
 }
 
 /** A device an assembler makes (the worklist probes it). */
@@ -62,6 +65,18 @@ export interface AssembledDevice {
   kind: GuestDeviceKind;
   disk: GuestDisk;
   source: BlockSource;
+  /**
+   * What the device's layout was made from (an LVM VG's id and seqno): when a
+   * refresh assembles the guest again and this changed, the device is rebuilt
+   * even if its name and size did not.
+   */
+  identity?: string;
+  /**
+   * Drop what the volume itself cached about where its bytes are (a thin
+   * pool's block map), without refreshing the images below: a refresh that
+   * keeps the devices calls this after the images were refreshed.
+   */
+  refreshVolume?(): void;
 }
 
 /** A step that takes devices from all disks at once and makes more devices of them (LVM: PVs → LVs). */

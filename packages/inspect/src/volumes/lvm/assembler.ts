@@ -140,7 +140,16 @@ export class Lvm2Assembler implements VolumeAssembler {
       }
       try {
         const mapped = mapper.map(lv.name);
-        made.push({ device, kind: 'logical-volume', disk: mapped.firstPv?.device.disk ?? fallbackDisk, source: mapped.source });
+        const source = mapped.source;
+        made.push({
+          device,
+          kind: 'logical-volume',
+          disk: mapped.firstPv?.device.disk ?? fallbackDisk,
+          source,
+          // Any change of the VG's metadata (a new seqno) may move the LV's extents: the guest rebuilds it.
+          identity: `${vg.id}:${vg.seqno}:${lv.id}`,
+          refreshVolume: () => source.dropCaches(),
+        });
       } catch (err) {
         if (!(err instanceof LvUnavailableError)) throw err;
         problems.push({ device, image, message: err.detail });

@@ -117,6 +117,16 @@ export class LogicalVolumeSource implements BlockSource {
     }
   }
 
+  /** Drop what the LV and the LVs below it cached (thin pool block maps), leaving PVs and images alone. */
+  dropCaches(seen = new Set<BlockSource>()): void {
+    if (seen.has(this)) return;
+    seen.add(this);
+    for (const s of this.segments) {
+      s.target.refresh?.();
+      for (const b of s.target.below) if (b instanceof LogicalVolumeSource) b.dropCaches(seen);
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -143,6 +143,8 @@ describe('lvm: thin pools and thin volumes (thin_restore/thin_dump, the kernel)'
     let disk: string;
     let image: string;
     let layout: VgLayout;
+    let poolMappings: Mapping[];
+    let freeBlocks: number[];
 
 
     before(async () => {
@@ -200,6 +202,8 @@ describe('lvm: thin pools and thin volumes (thin_restore/thin_dump, the kernel)'
         mappings.push({ device: 3, vblock, dblock });
         await writeLv(layout, 'tpool_tdata', dblock * CHUNK, chunk);
       }
+      poolMappings = mappings;
+      freeBlocks = free;
       const xml = join(dir, 'pool.xml');
       const metadata = join(dir, 'pool.meta');
       await writeFile(xml, thinXml(mappings, [1, 2, 3], (48 * MiB) / CHUNK, 3));
@@ -243,6 +247,30 @@ describe('lvm: thin pools and thin volumes (thin_restore/thin_dump, the kernel)'
         assert.deepEqual([st.bsize, st.blocks, st.bfree, st.bavail, st.files, st.ffree], [k.bsize, k.blocks, k.bfree, k.bavail, k.files, k.ffree]);
         assert.equal((await (await thin1.open()).readFile('/srv/data')).length, 3 * MiB);
       });
+    });
+
+    it('sees blocks the pool mapped since the last read after a refresh (the block map is not kept across it)', async () => {
+      const copy = join(dir, 'thin-live.img');
+      await writeFile(copy, await readFile(disk));
+      const guest = await openGuest([copy], { overlay: false });
+      try {
+        const thin2 = (await guest.filesystem('/dev/thinvg/thin2'))!;
+        assert.ok((await thin2.source.read(0, CHUNK)).every((b) => b === 0), 'unmapped at first');
+        // The "guest" writes its first block: a data block is filled and the pool's metadata maps it (a new commit).
+        const dblock = freeBlocks[0];
+        const live = { ...layout, pvs: new Map([...layout.pvs].map(([k, v]) => [k, { ...v, file: copy }])) };
+        await writeLv(live, 'tpool_tdata', dblock * CHUNK, Buffer.alloc(CHUNK, 0x77));
+        const xml = join(dir, 'pool2.xml');
+        const metadata = join(dir, 'pool2.meta');
+        await writeFile(xml, thinXml([...poolMappings, { device: 2, vblock: 0, dblock }], [1, 2, 3], (48 * MiB) / CHUNK, 3));
+        await sh('truncate', ['-s', String(4 * MiB), metadata]);
+        await sh('thin_restore', ['-i', xml, '-o', metadata]);
+        await writeLv(live, 'tpool_tmeta', 0, await readFile(metadata));
+        assert.deepEqual(await guest.refresh(), { devicesChanged: false });
+        assert.ok((await thin2.source.read(0, CHUNK)).equals(Buffer.alloc(CHUNK, 0x77)), 'the new mapping is read');
+      } finally {
+        await guest.close();
+      }
     });
 
     it('names the thin LVs when thin reading is off', async () => {
