@@ -10,11 +10,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { guestDf, openGuest, type Guest, type ImageOpener } from '../../../src/index.ts';
 import { findLabel } from '../../../src/volumes/lvm/label.ts';
 import { LABEL, MDA_HEADER, lvmCrc } from '../../../src/volumes/lvm/layout.ts';
-import { LvmFixture, lvmUnavailable } from '../../../../../test/support/lvm.ts';
+import { LvmFixture, lvPieces, lvmUnavailable, type VgLayout } from '../../../../../test/support/lvm.ts';
 import { fakeId, insertLv } from '../../../../../test/support/lvmGuest.ts';
 import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
@@ -203,6 +203,7 @@ describe('lvm: metadata copies and what cannot be read (real VGs, changed in mem
 
   describe('snapshots and PVs without metadata (layouts vgcfgrestore writes)', () => {
     let snap: Map<string, Buffer>;
+    let layout: VgLayout;
 
     before(async () => {
       const files = [join(dir, 's0.img'), join(dir, 's1.img')];
@@ -215,16 +216,34 @@ describe('lvm: metadata copies and what cannot be read (real VGs, changed in mem
         await f.lvcreate(['-n', 'origin', '-L', '4m', 'snapvg', f.devices[0]]);
         await f.lvcreate(['-n', 'snap', '-L', '4m', 'snapvg', f.devices[0]]);
         await f.lvcreate(['-n', 'other', '-L', '4m', 'snapvg', f.devices[1]]);
+        // An old-style mirror (segment type "mirror", core log), its legs renamed into LVM's reserved names.
+        await f.lvcreate(['-n', 'mir.mimage.0', '-L', '4m', 'snapvg', f.devices[0]]);
+        await f.lvcreate(['-n', 'mir.mimage.1', '-L', '4m', 'snapvg', f.devices[1]]);
         // An old-style snapshot: the COW LV is hidden and a snapshotN LV ties it to its origin (as lvcreate -s writes it).
+        const mirrored = (t: string) => {
+          let out = t;
+          for (const i of [0, 1]) {
+            out = out.replace(`\t\tmir.mimage.${i} {`, `\t\tmir_mimage_${i} {`);
+            out = out.replace(new RegExp(`(\\t\\tmir_mimage_${i} \\{[^]*?status = \\["READ", "WRITE"), "VISIBLE"\\]`), '$1]');
+          }
+          return insertLv(
+            out,
+            `\t\tmir {\n\t\t\tid = "${fakeId('mir')}"\n\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n\n` +
+              '\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = 1\n\n\t\t\t\ttype = "mirror"\n\t\t\t\tmirror_count = 2\n\t\t\t\tregion_size = 1024\n\n' +
+              '\t\t\t\tmirrors = [\n\t\t\t\t\t"mir_mimage_0", 0,\n\t\t\t\t\t"mir_mimage_1", 0\n\t\t\t\t]\n\t\t\t}\n\t\t}\n\n',
+          );
+        };
         await f.restore(join(dir, 'snap.txt'), (t) =>
           insertLv(
-            t.replace(/(\n\t\tsnap \{[^]*?status = \["READ", "WRITE"), "VISIBLE"\]/, '$1]'),
+            mirrored(t).replace(/(\n\t\tsnap \{[^]*?status = \["READ", "WRITE"), "VISIBLE"\]/, '$1]'),
             `\t\tsnapshot0 {\n\t\t\tid = "${fakeId('snapshot0')}"\n\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n\n` +
               '\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = 1\n\n\t\t\t\ttype = "snapshot"\n\t\t\t\tchunk_size = 8\n\t\t\t\torigin = "origin"\n\t\t\t\tcow_store = "snap"\n\t\t\t}\n\t\t}\n\n',
           ),
         );
-        const lvs = await f.lvm('lvs', ['--reportformat', 'json', '-o', 'lv_name,origin', 'snapvg']);
+        const lvs = await f.lvm('lvs', ['--reportformat', 'json', '-o', 'lv_name,origin,segtype', 'snapvg']);
         assert.match(lvs, /"lv_name":"snap", "origin":"origin"/, 'LVM sees the snapshot');
+        assert.match(lvs, /"lv_name":"mir", "origin":"", "segtype":"mirror"/, 'LVM sees the mirror');
+        layout = await f.layout();
       } finally {
         await f.detach();
       }
@@ -232,11 +251,30 @@ describe('lvm: metadata copies and what cannot be read (real VGs, changed in mem
         ['s0.img', await readFile(files[0])],
         ['s1.img', await readFile(files[1])],
       ]);
+      // Each leg of the mirror gets its own pattern, so the bytes say which leg was read.
+      for (const leg of [0, 1]) {
+        for (const piece of lvPieces(layout, 'mir', leg)) snap.get(basename(piece.file))!.fill(0x10 + leg, piece.fileOffset, piece.fileOffset + piece.length);
+      }
+    });
+
+    it('reads an old-style mirror from its first leg, and from the second when LVM marked the first leg\'s PV missing', async () => {
+      await withMemoryGuest(snap, ['s0.img', 's1.img'], async (g) => {
+        const mir = (await g.filesystem('/dev/snapvg/mir'))!;
+        assert.ok((await mir.source.read(0, mir.size)).every((b) => b === 0x10));
+      });
+      const missing = copy(snap);
+      rewriteCopy(missing.get('s0.img')!, (t) => t.replace(/(\npv0 \{[^]*?flags = )\[\]/, '$1["MISSING"]'));
+      await withMemoryGuest(missing, ['s0.img', 's1.img'], async (g) => {
+        const mir = (await g.filesystem('/dev/snapvg/mir'))!;
+        assert.ok((await mir.source.read(0, mir.size)).every((b) => b === 0x11));
+        assert.deepEqual(g.warnings.map((w) => w.device), ['/dev/snapvg/origin', '/dev/snapvg/snap']);
+        assert.match(g.warnings[0].message, /needs physical volume pv0 \(UUID [\w-]+, last seen as "\/dev\/loop\d+", marked missing by LVM\)/);
+      });
     });
 
     it('reads the origin as it is and names the snapshot as unreadable', async () => {
       await withMemoryGuest(snap, ['s0.img', 's1.img'], async (g) => {
-        assert.deepEqual((await g.filesystems()).filter((f) => f.kind === 'logical-volume').map((f) => f.device), ['/dev/snapvg/origin', '/dev/snapvg/other']);
+        assert.deepEqual((await g.filesystems()).filter((f) => f.kind === 'logical-volume').map((f) => f.device), ['/dev/snapvg/mir', '/dev/snapvg/origin', '/dev/snapvg/other']);
         assert.deepEqual(g.warnings.map((w) => w.device), ['/dev/snapvg/snap']);
         assert.match(g.warnings[0].message, /copy-on-write snapshot of snapvg\/origin, which guestlens does not read \(the origin \/dev\/snapvg\/origin is read as it is now\)/);
       });
