@@ -19,6 +19,7 @@ declare -A debs=(
   [ntfs-3g]=mkfs.ntfs
   [btrfs-progs]=mkfs.btrfs
   [lvm2]=pvcreate
+  [thin-provisioning-tools]=thin_restore   # tests: thin pool metadata written and dumped
   [fdisk]=sfdisk
   [gdisk]=sgdisk
   [fuse3]=fusermount3
