@@ -85,7 +85,7 @@ export const LIMITS = {
   /** Nesting of sections and arrays in the text (LVM's own nests 5 deep). */
   textDepth: 32,
   /** Nodes (sections, values, array items) in one text: bounds the parse's memory. */
-  textNodes: 2_000_000,
+  textNodes: 1_000_000,
   /** Length of one string or identifier token. */
   tokenLength: 64 * 1024,
   /** Physical volumes, logical volumes and segments per LV in one VG. */
