@@ -23,6 +23,7 @@ declare -A debs=(
   [g++]=g++                    # pnpm install builds the lzo package (minilzo, for btrfs) against Node's headers
   [make]=make
   [lvm2]=pvcreate
+  [thin-provisioning-tools]=thin_restore   # tests: thin pool metadata written and dumped
   [fdisk]=sfdisk
   [gdisk]=sgdisk
   [fuse3]=fusermount3

@@ -7,7 +7,7 @@
  * nothing at all was recognised.
  */
 import { isRetryable } from '@guestlens/block';
-import type { Guest, GuestFilesystemInfo } from '../guest/guest.ts';
+import type { Guest, GuestFilesystemInfo, GuestWarning } from '../guest/guest.ts';
 import type { StatFs } from '../filesystems/filesystem.ts';
 import { retryWhileLive, type RetryOptions } from '../guest/retry.ts';
 import { btrfsSubvolumeDevice } from '../guest/deviceName.ts';
@@ -39,9 +39,13 @@ export interface GuestDf {
 /** blkid types that are not mountable filesystems: virt-df never shows them. */
 const NOT_FILESYSTEMS = new Set(['swap', 'swsuspend', 'LVM2_member', 'unknown', 'jbd', 'linux_raid_member', 'crypto_LUKS']);
 
-/** Containers whose contents guestlens cannot reach yet: skipping them hides filesystems, so they count as problems. */
+/**
+ * Containers whose contents were not reached: skipping them hides filesystems, so they count as problems. An
+ * LVM2 physical volume whose volume group was assembled is consumed (its logical volumes are listed instead);
+ * one that is still here was handed back, and the assembler's warning on it says why (else this does).
+ */
 const UNREAD_CONTAINERS: Record<string, string> = {
-  LVM2_member: 'an LVM2 physical volume: guestlens does not read LVM logical volumes yet, so filesystems on them are missing',
+  LVM2_member: 'an LVM2 physical volume whose volume group guestlens did not assemble, so filesystems on its logical volumes are missing',
   linux_raid_member: 'a Linux software-RAID member: guestlens does not assemble RAID arrays yet',
   crypto_LUKS: 'a LUKS-encrypted volume: guestlens does not decrypt volumes',
 };
@@ -51,16 +55,23 @@ export async function guestDf(guest: Guest): Promise<GuestDf> {
   const rows: DfRow[] = [];
   const problems: DfProblem[] = [];
   const filesystems = await guest.filesystems();
+  const unread = new Set(filesystems.filter((f) => !f.consumedBy && UNREAD_CONTAINERS[f.type]).map((f) => f.device));
+  const warningProblem = (w: GuestWarning): DfProblem => ({ device: w.device, message: withoutPrefix(w.message, w.image), retryable: w.retryable ?? false });
   for (const w of guest.warnings) {
+    // Said below, as the reason a container is unread.
+    if (unread.has(w.device)) continue;
     // A disk whose partition table is unreadable, a volume that cannot be assembled: part of the guest is missing.
     const hides = guest.disks.some((d) => d.device === w.device && d.error) || !guest.disks.some((d) => d.device === w.device);
-    if (hides) problems.push({ device: w.device, message: withoutPrefix(w.message, w.image), retryable: false });
+    if (hides) problems.push(warningProblem(w));
   }
   for (const fs of filesystems) {
     if (fs.consumedBy) continue;
     if (NOT_FILESYSTEMS.has(fs.type)) {
       const why = UNREAD_CONTAINERS[fs.type];
-      if (why) problems.push({ device: fs.device, message: why, retryable: false });
+      if (!why) continue;
+      const said = guest.warnings.filter((w) => w.device === fs.device);
+      if (said.length > 0) problems.push(...said.map(warningProblem));
+      else problems.push({ device: fs.device, message: why, retryable: false });
       continue;
     }
     try {

@@ -159,6 +159,8 @@ export class Guest {
       const stale = now;
       await Promise.allSettled(stale.windows.map((w) => w.close()));
       this.assembled = old;
+      const kept = await old?.catch(() => undefined);
+      for (const d of kept?.devices ?? []) d.refreshVolume?.();
       for (const p of this.opened.values()) {
         const fs = await p.catch(() => undefined);
         await fs?.refresh();
@@ -248,7 +250,7 @@ async function readTable(disk: GuestDisk, sectorSize: number | undefined, warnin
 /** What identifies the device layout: names, kinds, types, sizes and where each sits. */
 function fingerprint(a: AssembledGuest | undefined): string | undefined {
   if (!a) return undefined;
-  return JSON.stringify(a.devices.map((d) => [d.device, d.kind, d.probe.type, d.probe.uuid, d.source.size, d.partition?.offset]));
+  return JSON.stringify(a.devices.map((d) => [d.device, d.kind, d.probe.type, d.probe.uuid, d.source.size, d.partition?.offset, d.identity]));
 }
 
 /** Open one or several images as one guest (disks in the order given: /dev/sda, /dev/sdb, ...). */

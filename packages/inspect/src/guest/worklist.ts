@@ -12,7 +12,7 @@
  * on (a missing physical volume, an unknown segment type) reports what is
  * missing by name and the rest of the guest goes on.
  */
-import { BlockWindow, type BlockSource } from '@guestlens/block';
+import { BlockWindow, isGuestlensError, type BlockSource } from '@guestlens/block';
 import { probeFilesystem, type ProbeResult } from '../probe/index.ts';
 import type { Partition, PartitionTable } from '../volumes/partition.ts';
 import { diskDevice, partitionDevice, partitionSourceName } from './deviceName.ts';
@@ -35,6 +35,8 @@ export interface GuestWarning {
   device: string;
   image: string;
   message: string;
+  /** The cause may be a live image caught mid-write (torn volume metadata): reading again may succeed. */
+  retryable?: boolean;
 }
 
 export type GuestDeviceKind = 'disk' | 'partition' | 'logical-volume';
@@ -52,6 +54,9 @@ export interface GuestDevice {
   probe: ProbeResult;
   /** Set when an assembler took this device as a part of something bigger (an LVM physical volume): it holds no filesystem of its own. */
   consumedBy?: string;
+  /** See AssembledDevice. */
+  identity?: string;
+  refreshVolume?(): void;
 }
 
 /** A device an assembler makes (the worklist probes it). */
@@ -60,6 +65,18 @@ export interface AssembledDevice {
   kind: GuestDeviceKind;
   disk: GuestDisk;
   source: BlockSource;
+  /**
+   * What the device's layout was made from (an LVM VG's id and seqno): when a
+   * refresh assembles the guest again and this changed, the device is rebuilt
+   * even if its name and size did not.
+   */
+  identity?: string;
+  /**
+   * Drop what the volume itself cached about where its bytes are (a thin
+   * pool's block map), without refreshing the images below: a refresh that
+   * keeps the devices calls this after the images were refreshed.
+   */
+  refreshVolume?(): void;
 }
 
 /** A step that takes devices from all disks at once and makes more devices of them (LVM: PVs → LVs). */
@@ -67,7 +84,12 @@ export interface VolumeAssembler {
   readonly name: string;
   /** Whether this step takes the device (by its probe). */
   takes(device: GuestDevice): boolean;
-  /** Devices made from every device taken, and what could not be made (named). */
+  /**
+   * Devices made from every device taken, and what could not be made (named).
+   * Every device taken arrives with `consumedBy` set; the step clears it on a
+   * device it could not use (a PV whose volume group cannot be read), which
+   * then stays in the guest's list as what it is, with the step's problem.
+   */
   assemble(devices: GuestDevice[]): Promise<{ devices: AssembledDevice[]; problems: GuestWarning[] }>;
 }
 
@@ -105,15 +127,29 @@ export async function assembleGuest(disks: GuestDisk[], assemblers: readonly Vol
     );
   }
   let fresh = devices.slice();
+  // Devices a step handed back are not offered to it again (it would only say the same again).
+  const handedBack = new Map<VolumeAssembler, Set<GuestDevice>>(assemblers.map((s) => [s, new Set()]));
   for (let round = 0; round < MAX_ROUNDS && fresh.length > 0; round++) {
     const made: GuestDevice[] = [];
     for (const step of assemblers) {
-      const taken = devices.filter((d) => !d.consumedBy && step.takes(d));
+      const refused = handedBack.get(step)!;
+      const taken = devices.filter((d) => !d.consumedBy && !refused.has(d) && step.takes(d));
       if (taken.length === 0 || !taken.some((d) => fresh.includes(d))) continue;
       for (const d of taken) d.consumedBy = step.name;
       const result = await step.assemble(taken);
-      problems.push(...result.problems);
-      for (const a of result.devices) made.push(await probed(a));
+      for (const d of taken) if (!d.consumedBy) refused.add(d);
+      const said = [...result.problems];
+      for (const a of result.devices) {
+        try {
+          made.push(await probed(a));
+        } catch (err) {
+          // A volume that cannot even be probed (a damaged thin pool's map) is a problem of its own, not of the guest.
+          if (!isGuestlensError(err)) throw err;
+          const detail = (err as { detail?: unknown }).detail;
+          said.push({ device: a.device, image: a.disk.image, message: typeof detail === 'string' ? detail : err.message, ...(err.retryable ? { retryable: true } : {}) });
+        }
+      }
+      problems.push(...said.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0)));
     }
     made.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
     devices.push(...made);
