@@ -9,19 +9,19 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdirSync, closeSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JOURNAL_REMOTE, exportEntry, haveJournalTools, variedEntries, writeJournal, writerEnv, type ExportEntry } from '../packages/journal/test/support/fixtures.ts';
 import { journalctl } from '../packages/journal/test/support/oracle.ts';
 import { guardImages } from './support/imageGuard.ts';
 import { loopMountUnavailable } from './support/kernel.ts';
 import { startTracked, stop, waitFor, type Tracked } from './support/processes.ts';
+import { startLiveGuest, type LiveGuest } from './support/liveGuest.ts';
 import { guestlens, sh } from './support/run.ts';
 import { scratchDir } from './support/scratch.ts';
 
 const MACHINE = '5e1f0c2a9b8d4e6f8a7b6c5d4e3f2a1b';
 const ENV = { TZ: 'UTC', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
-const MiB = 1024 * 1024;
 
 describe('log: a guest\'s systemd journal, as journalctl prints it', function () {
   this.timeout(300000);
@@ -124,11 +124,9 @@ describe('log: a guest\'s systemd journal, as journalctl prints it', function ()
 describe('log -f: following the journal of a guest whose disk QEMU is writing', function () {
   this.timeout(300000);
   const missing = haveJournalTools();
-  let daemon: Tracked | undefined;
+  let live: LiveGuest | undefined;
   let writer: Tracked | undefined;
   let follower: Tracked | undefined;
-  let loop: string | undefined;
-  let mnt: string;
 
   before(async function () {
     const why = missing ?? (await loopMountUnavailable());
@@ -141,30 +139,12 @@ describe('log -f: following the journal of a guest whose disk QEMU is writing', 
   after(async () => {
     if (follower) await stop(follower);
     if (writer) await stop(writer);
-    if (loop) {
-      await execa('umount', [mnt], { reject: false });
-      await execa('losetup', ['-d', loop], { reject: false });
-    }
-    if (daemon) await stop(daemon);
+    await live?.stop();
   });
 
   it('prints every entry once, in order, as journald-remote appends them and the kernel syncs them to the qcow2', async () => {
-    const dir = scratchDir('log-follow');
-    const image = join(dir, 'live.qcow2');
-    const exported = join(dir, 'export.raw');
-    mnt = join(dir, 'mnt');
-    mkdirSync(mnt);
-    await sh('qemu-img', ['create', '-q', '-f', 'qcow2', image, '128M']);
-    closeSync(openSync(exported, 'w'));
-    daemon = startTracked('qemu-storage-daemon', [
-      '--blockdev', `driver=file,node-name=f,filename=${image}`,
-      '--blockdev', 'driver=qcow2,node-name=q,file=f',
-      '--export', `type=fuse,id=e,node-name=q,mountpoint=${exported},writable=on`,
-    ]);
-    await waitFor('the FUSE export', async () => (await execa('stat', ['-c', '%s', exported])).stdout.trim() === String(128 * MiB));
-    await sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', exported]);
-    loop = (await sh('losetup', ['--find', '--show', exported])).trim();
-    await sh('mount', [loop, mnt]);
+    live = await startLiveGuest(scratchDir('log-follow'));
+    const { image, mnt } = live;
     const jdir = join(mnt, 'var', 'log', 'journal', MACHINE);
     mkdirSync(jdir, { recursive: true });
     const journalPath = join(jdir, 'system.journal');

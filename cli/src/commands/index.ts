@@ -14,6 +14,7 @@ import { hashCommand } from './hash.ts';
 import { copyOutCommand } from './copyOut.ts';
 import { timelineCommand } from './timeline.ts';
 import { logCommand } from './log.ts';
+import { tailCommand } from './tail.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, logCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
+export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, tailCommand, logCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
