@@ -5,6 +5,10 @@
  * writes files the way a guest's kernel does, and guestlens reads the qcow2
  * underneath, through its overlay. What reaches the qcow2 is what the
  * kernel wrote back (fsync, sync -f, or its own writeback).
+ *
+ * The loop device does buffered I/O: with --direct-io=on, QEMU 7.2's FUSE
+ * export loses and garbles writes (mkfs then fails e2fsck), so it is no way
+ * to model a virtio disk.
  */
 import { execa } from 'execa';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -24,7 +28,7 @@ export interface LiveGuest {
   stop(): Promise<void>;
 }
 
-/** `mkfs`: the program and its options; the export's path is appended (default: mkfs.ext4 with every table written now). */
+/** `mkfs`: the program and its options; the loop device's path is appended (default: mkfs.ext4 with every table written now). */
 export async function startLiveGuest(dir: string, options: { sizeMiB?: number; mkfs?: string[] } = {}): Promise<LiveGuest> {
   const size = options.sizeMiB ?? 128;
   const image = join(dir, 'live.qcow2');
@@ -50,9 +54,9 @@ export async function startLiveGuest(dir: string, options: { sizeMiB?: number; m
   };
   try {
     await waitFor('the FUSE export', async () => (await execa('stat', ['-c', '%s', exported])).stdout.trim() === String(size * MiB));
-    const [mkfs, ...args] = options.mkfs ?? ['mkfs.ext4', '-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0'];
-    await sh(mkfs, [...args, exported]);
     loop = (await sh('losetup', ['--find', '--show', exported])).trim();
+    const [mkfs, ...args] = options.mkfs ?? ['mkfs.ext4', '-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0'];
+    await sh(mkfs, [...args, loop]);
     await sh('mount', [loop, mnt]);
   } catch (err) {
     await stopAll();

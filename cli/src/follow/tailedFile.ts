@@ -9,9 +9,14 @@
  *    is printed twice and nothing written after the truncation is lost);
  *  - a partial last line: held until its newline arrives, or given out after
  *    two polls without one;
- *  - bytes that read as zeros at the end of what the guest wrote (a block
- *    allocated but not yet written back when we looked): held for up to two
- *    polls and read again, so a line torn that way is not printed.
+ *  - bytes that read as zeros up to the end of the file or of a block: the
+ *    size on disk can run ahead of the data. ext4 raises the on-disk size at
+ *    once for an append inside an already allocated block, and journals it
+ *    at its next commit (5 s), while the block's data waits for writeback
+ *    (30 s): the guest's own kernel, after a crash, would show those zeros
+ *    too. They are read again each poll until the data is there, for up to
+ *    ZERO_WAIT_MS, and only then given out as they are (said once), so a
+ *    line is never printed as zeros and then lost.
  * Each change is said once, through `notice`. A read that fails retryably
  * (an image caught mid-write) leaves the state as it was: the next poll, after
  * the guest's refresh, reads the same bytes again; lines are given out only
@@ -47,14 +52,19 @@ interface Position {
 
 /** Bytes read per call (the poll reads what is new in pieces of this size: memory stays flat). */
 const CHUNK = 1024 * 1024;
-/** Polls a partial line (or bytes reading as zeros) is held before it is given out as it is. */
+/** Polls a partial line is held before it is given out as it is. */
 const HOLD_POLLS = 2;
+/** How long bytes that read as zeros are read again before they count as the file's content (writeback's 30 s, its 5 s period and a margin). */
+const ZERO_WAIT_MS = 60_000;
+/** Runs of zeros ending at a multiple of this are suspects (every filesystem block is a multiple of it). */
+const SECTOR = 512;
 
 export class TailedFile {
   private at: Position | undefined;
   private readonly splitter = new LineSplitter();
   private quietPolls = 0;
-  private zeroPolls = 0;
+  /** Where zeros are being waited for, and since when. */
+  private zeros: { offset: number; since: number } | undefined;
   /** What was said about a missing path, so it is said once until the file appears. */
   private missingSaid: string | undefined;
 
@@ -62,6 +72,7 @@ export class TailedFile {
     /** The path as the user gave it (output names the file by it). */
     readonly path: string,
     private readonly sink: TailSink,
+    private readonly clock: { zeroWaitMs: number; now(): number } = { zeroWaitMs: ZERO_WAIT_MS, now: Date.now },
   ) {}
 
   /** The inode followed now (for --json), or undefined while the path has no file. */
@@ -189,32 +200,39 @@ export class TailedFile {
     return said;
   }
 
-  /** Read [offset, size) in pieces, giving out complete lines; hold a partial line and zeros at the end (see above). */
+  /** Read [offset, size) in pieces, giving out complete lines; hold a partial line and zeros not yet written back (see above). */
   private async readNew(size: number, holding: boolean): Promise<void> {
     const at = this.at!;
     let grew = false;
+    let waiting = false;
     while (at.offset < size) {
       const n = Math.min(CHUNK, size - at.offset);
-      let data = await at.fs.read(at.ino, at.offset, n);
+      const data = await at.fs.read(at.ino, at.offset, n);
       if (data.length === 0) break;
-      if (holding && at.offset + data.length >= size && data[data.length - 1] === 0 && this.zeroPolls < HOLD_POLLS) {
-        // The file's last bytes read as zeros: perhaps not yet written back. Read them again next poll.
-        let end = data.length;
-        while (end > 0 && data[end - 1] === 0) end--;
-        this.zeroPolls++;
-        data = data.subarray(0, end);
-        if (data.length === 0) return;
-        this.emit(data, at.offset);
-        at.offset += data.length;
-        return;
+      const suspect = holding ? unwrittenZeros(data, at.offset, size) : -1;
+      if (suspect >= 0) {
+        const offset = at.offset + suspect;
+        if (this.zeros?.offset !== offset) this.zeros = { offset, since: this.clock.now() };
+        if (this.clock.now() - this.zeros.since < this.clock.zeroWaitMs) {
+          // Lines before the zeros go out; the zeros are read again next poll.
+          if (suspect > 0) {
+            this.emit(data.subarray(0, suspect), at.offset);
+            at.offset += suspect;
+            grew = true;
+          }
+          waiting = true;
+          break;
+        }
+        this.sink.notice(this, `bytes from offset ${offset} read as zeros for over ${this.clock.zeroWaitMs / 1000} s; printed as they are`);
       }
-      this.zeroPolls = 0;
+      this.zeros = undefined;
       this.emit(data, at.offset);
       at.offset += data.length;
       grew = true;
     }
     if (!holding) return;
-    if (grew || this.splitter.pending === 0) this.quietPolls = 0;
+    // A partial line waiting in front of zeros is not given out: its rest is what is not written back yet.
+    if (grew || waiting || this.splitter.pending === 0) this.quietPolls = 0;
     else if (++this.quietPolls >= HOLD_POLLS) this.flushPartial();
   }
 
@@ -222,4 +240,21 @@ export class TailedFile {
     const lines = this.splitter.push(data, offset);
     if (lines.length) this.sink.lines(this, lines);
   }
+}
+
+/**
+ * Where in `data` (read at `offset` of a file of `size` bytes) a run of
+ * zeros starts that ends at the end of the file or at a sector boundary:
+ * what a block whose data is not yet on disk reads as. -1 when there is none.
+ */
+export function unwrittenZeros(data: Buffer, offset: number, size: number): number {
+  let i = data.indexOf(0);
+  while (i >= 0) {
+    let end = i;
+    while (end < data.length && data[end] === 0) end++;
+    const at = offset + end;
+    if (at === size || at % SECTOR === 0) return i;
+    i = data.indexOf(0, end);
+  }
+  return -1;
 }
