@@ -29,8 +29,6 @@ export const vmdk = unreadable(
   'a VMware disk (vmdk)',
 );
 
-export const vdi = unreadable('vdi', (h) => h.length >= 0x44 && h.readUInt32LE(0x40) === 0xbeda107f, 'a VirtualBox disk (vdi)');
-
 export const vhdx = unreadable('vhdx', (h) => startsWith(h, 'vhdxfile'), 'a Hyper-V disk (vhdx)');
 
 /**
