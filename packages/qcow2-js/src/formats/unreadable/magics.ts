@@ -31,13 +31,6 @@ export const vmdk = unreadable(
 
 export const vhdx = unreadable('vhdx', (h) => startsWith(h, 'vhdxfile'), 'a Hyper-V disk (vhdx)');
 
-/**
- * "conectix": the footer, which dynamic and differencing VHDs copy to offset
- * 0 and every VHD stores in its last 512 bytes. (QEMU probes only the head,
- * so it takes a fixed VHD for raw; guestlens does not.)
- */
-export const vpc = unreadable('vpc', (h, t) => startsWith(h, 'conectix') || (t !== undefined && t.length >= 512 && startsWith(t.subarray(t.length - 512), 'conectix')), 'a Virtual PC / Azure disk (vhd)');
-
 export const parallels = unreadable(
   'parallels',
   (h) => (startsWith(h, 'WithoutFreeSpace') || startsWith(h, 'WithouFreSpacExt')) && h.length >= 20 && h.readUInt32LE(16) === 2,
