@@ -29,8 +29,6 @@ export const vmdk = unreadable(
   'a VMware disk (vmdk)',
 );
 
-export const vhdx = unreadable('vhdx', (h) => startsWith(h, 'vhdxfile'), 'a Hyper-V disk (vhdx)');
-
 export const parallels = unreadable(
   'parallels',
   (h) => (startsWith(h, 'WithoutFreeSpace') || startsWith(h, 'WithouFreSpacExt')) && h.length >= 20 && h.readUInt32LE(16) === 2,

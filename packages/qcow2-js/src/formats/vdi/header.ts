@@ -6,6 +6,7 @@
  */
 import type { BlockSource } from '@guestlens/block';
 import { formatError, unsupportedError } from '../../errors.ts';
+import { guidString, isNullGuid } from '../common/guid.ts';
 
 export const VDI_SIGNATURE = 0xbeda107f;
 export const VDI_VERSION_1_1 = 0x00010001;
@@ -86,8 +87,8 @@ export async function readVdiHeader(file: BlockSource, image: string): Promise<V
   if (diskSize > blocksInImage * blockSize) {
     throw formatError(image, `disk size ${diskSize} is larger than the block map has room for (${blocksInImage} blocks of ${blockSize} bytes)`, VDI.blocksInImage);
   }
-  if (!isNullUuid(h, VDI.uuidLink)) throw unsupportedError(image, 'is a VirtualBox differencing image (its link UUID is set), which QEMU and guestlens do not read', VDI.uuidLink, 'merge it into its parent with VBoxManage first');
-  if (!isNullUuid(h, VDI.uuidParent)) throw unsupportedError(image, 'is a VirtualBox differencing image (its parent UUID is set), which QEMU and guestlens do not read', VDI.uuidParent, 'merge it into its parent with VBoxManage first');
+  if (!isNullGuid(h, VDI.uuidLink)) throw unsupportedError(image, 'is a VirtualBox differencing image (its link UUID is set), which QEMU and guestlens do not read', VDI.uuidLink, 'merge it into its parent with VBoxManage first');
+  if (!isNullGuid(h, VDI.uuidParent)) throw unsupportedError(image, 'is a VirtualBox differencing image (its parent UUID is set), which QEMU and guestlens do not read', VDI.uuidParent, 'merge it into its parent with VBoxManage first');
   if (blocksInImage > VDI_BLOCKS_IN_IMAGE_MAX) throw unsupportedError(image, `too many blocks (${blocksInImage}, at most ${VDI_BLOCKS_IN_IMAGE_MAX})`, VDI.blocksInImage);
   return {
     imageType: h.readUInt32LE(VDI.imageType),
@@ -97,20 +98,6 @@ export async function readVdiHeader(file: BlockSource, image: string): Promise<V
     blockSize,
     blocksInImage,
     blocksAllocated: h.readUInt32LE(VDI.blocksAllocated),
-    uuidImage: uuidString(h, VDI.uuidImage),
+    uuidImage: guidString(h, VDI.uuidImage),
   };
-}
-
-function isNullUuid(h: Buffer, at: number): boolean {
-  for (let i = 0; i < 16; i++) if (h[at + i] !== 0) return false;
-  return true;
-}
-
-/** VirtualBox stores RTUUIDs with the first three fields little-endian, as Microsoft GUIDs. */
-function uuidString(h: Buffer, at: number): string {
-  const hex = (from: number, to: number, le: boolean) => {
-    const bytes = [...h.subarray(at + from, at + to)];
-    return (le ? bytes.reverse() : bytes).map((b) => b.toString(16).padStart(2, '0')).join('');
-  };
-  return `${hex(0, 4, true)}-${hex(4, 6, true)}-${hex(6, 8, true)}-${hex(8, 10, false)}-${hex(10, 16, false)}`;
 }
