@@ -1,4 +1,5 @@
 /** The fields of `image info` every layer fills the same way. */
+import { dirname, isAbsolute, join } from 'node:path';
 import type { BlockSource } from '@guestlens/block';
 import type { ImageInfo } from '../../chain/imageInfo.ts';
 import { RawFileSource } from '../../file/rawFile.ts';
@@ -15,4 +16,10 @@ export function allocatedBytes(files: BlockSource[]): number | undefined {
 
 export function baseInfo(name: string, format: string, virtualSize: number, files: BlockSource[]): ImageInfo {
   return { filename: name, format, 'virtual-size': virtualSize, 'actual-size': allocatedBytes(files), 'dirty-flag': false };
+}
+
+/** A backing file name as qemu-img shows it in full: a plain relative name joined to the naming image's directory; json: and protocols as they are. */
+export function fullBackingName(name: string, image: string): string {
+  if (name.startsWith('json:') || isAbsolute(name) || /^[^/]*:/.test(name)) return name;
+  return join(dirname(image), name);
 }

@@ -56,13 +56,15 @@ export interface BackingRun extends RunBase {
   kind: 'backing';
 }
 
-/** A compressed grain: the format reads it (`readCompressed`). */
+/**
+ * Compressed grains, one after the other in the guest (the format reads them,
+ * `readCompressed`): their compressed bytes start at `hosts[i]` of `source`.
+ */
 export interface CompressedRun extends RunBase {
   kind: 'compressed';
   source: BlockSource;
-  /** Host offset of the compressed grain (its marker, when it has one). */
-  host: number;
-  /** Guest offset of the grain's first byte. */
+  hosts: number[];
+  /** Guest offset of the first grain's first byte. */
   grainStart: number;
   grainSize: number;
   entryOffset?: number;

@@ -1,7 +1,7 @@
 /** What `image info` says of a qcow2 layer, with qemu-img info's field names. */
-import { dirname, isAbsolute, join } from 'node:path';
 import type { ImageInfo, Qcow2Specific } from '../../chain/imageInfo.ts';
 import { RawFileSource } from '../../file/rawFile.ts';
+import { fullBackingName } from '../common/describe.ts';
 import { featureNames, FEATURE_TYPES, type FeatureType } from './features.ts';
 import type { Qcow2Image } from './qcow2Image.ts';
 
@@ -35,10 +35,4 @@ export function describeQcow2(layer: Qcow2Image): ImageInfo {
   info.features = Object.fromEntries(FEATURE_TYPES.map((t) => [t, featureNames(t, masks[t], h.featureTable)])) as Record<FeatureType, string[]>;
   if (h.nbSnapshots) info.snapshots = h.nbSnapshots;
   return info;
-}
-
-/** As QEMU shows it: a plain relative name joined to the naming image's directory; json: and protocols as they are. */
-function fullBackingName(name: string, image: string): string {
-  if (name.startsWith('json:') || isAbsolute(name) || /^[^/]*:/.test(name)) return name;
-  return join(dirname(image), name);
 }

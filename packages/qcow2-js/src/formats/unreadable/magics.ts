@@ -22,13 +22,6 @@ export const qcowV1 = unreadable('qcow', (h) => h.length >= 8 && h.readUInt32BE(
 
 export const qed = unreadable('qed', (h) => h.length >= 4 && h.readUInt32LE(0) === 0x00444551, 'a QED image');
 
-/** Sparse extents (KDMV version 4, COWD ESX version 3) or a text descriptor. */
-export const vmdk = unreadable(
-  'vmdk',
-  (h) => startsWith(h, 'KDMV') || startsWith(h, 'COWD') || startsWith(h, '# Disk DescriptorFile'),
-  'a VMware disk (vmdk)',
-);
-
 export const parallels = unreadable(
   'parallels',
   (h) => (startsWith(h, 'WithoutFreeSpace') || startsWith(h, 'WithouFreSpacExt')) && h.length >= 20 && h.readUInt32LE(16) === 2,
