@@ -57,8 +57,9 @@ export async function readNamedFiles(path: string, format: string, check?: (ref:
   try {
     if (format === 'qcow2') return await qcow2Names(file, path);
     if (format === 'vmdk') return await vmdkNames(file, path, check);
-    if (format === 'vpc') return await vpcNames(file, path);
-    if (format === 'vhdx') return await vhdxNames(file, path);
+    // A VHD or VHDX guestlens cannot parse names nothing it could follow; qemu-img then says what is wrong with it.
+    if (format === 'vpc') return await vpcNames(file, path).catch(() => ({}));
+    if (format === 'vhdx') return await vhdxNames(file, path).catch(() => ({}));
     return {};
   } finally {
     await file.close();
