@@ -1,7 +1,8 @@
 /**
  * `guestlens image info|cat`: what an image is (like `qemu-img info
  * --backing-chain`) and its guest-visible bytes (like `qemu-img dd`), read by
- * the in-repo qcow2 reader. Images are opened read-only and never written.
+ * the in-repo readers (qcow2, vmdk, vdi, vhdx, vpc, raw). Images are opened
+ * read-only and never written.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
