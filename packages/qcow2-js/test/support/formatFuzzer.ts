@@ -32,66 +32,146 @@ export interface FormatSeed {
   /** Offsets in the top file worth mutating. */
   interesting: number[];
   /** Mend checksums after a mutation (so the mutation reaches the structures behind them). */
-  mend?: (data: Buffer) => void;
+  mend?: (file: MutableFile) => void;
 }
 
+const UNIT = 512;
 const U32 = [0, 1, 2, 3, 4, 6, 7, 0x1ff, 0x200, 0x1000, 0x10000, 0x100000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 const U64 = [0n, 1n, 0x200n, 0x100000n, 1n << 32n, 1n << 53n, 1n << 62n, 0xffffffffffffffffn];
 
+/**
+ * A mutated copy of a seed file that shares the seed's bytes: edited
+ * 512-byte units are copied on write, so a case costs its edits, not a copy
+ * of a many-megabyte image.
+ */
+export class MutableFile {
+  readonly units = new Map<number, Buffer>();
+  constructor(
+    readonly base: Buffer,
+    public size = base.length,
+  ) {}
+
+  private unit(index: number): Buffer {
+    let u = this.units.get(index);
+    if (!u) {
+      u = Buffer.alloc(UNIT);
+      this.base.copy(u, 0, Math.min(this.base.length, index * UNIT), Math.min(this.base.length, (index + 1) * UNIT));
+      this.units.set(index, u);
+    }
+    return u;
+  }
+
+  read(at: number, length: number): Buffer {
+    const out = Buffer.alloc(Math.max(0, Math.min(length, this.size - at)));
+    if (at < this.base.length) this.base.copy(out, 0, at, Math.min(this.base.length, at + out.length));
+    for (const [index, u] of this.units) {
+      const start = index * UNIT;
+      if (start + UNIT <= at || start >= at + out.length) continue;
+      const from = Math.max(start, at);
+      const to = Math.min(start + UNIT, at + out.length);
+      u.copy(out, from - at, from - start, to - start);
+    }
+    return out;
+  }
+
+  write(at: number, bytes: Buffer): void {
+    for (let i = 0; i < bytes.length; ) {
+      const pos = at + i;
+      if (pos >= this.size) return;
+      const index = Math.floor(pos / UNIT);
+      const within = pos - index * UNIT;
+      const n = Math.min(UNIT - within, bytes.length - i, this.size - pos);
+      bytes.copy(this.unit(index), within, i, i + n);
+      i += n;
+    }
+  }
+
+  truncate(length: number): void {
+    this.size = length;
+    for (const index of [...this.units.keys()]) if (index * UNIT >= length) this.units.delete(index);
+  }
+
+  /** A memory source over the mutated bytes. */
+  source(name: string, budget: number): MemorySource {
+    const m = new MemorySource(this.base.length > this.size ? this.base.subarray(0, this.size) : this.base, name, this.size, UNIT, budget);
+    // The unit past the end of a shortened file must read as cut.
+    for (const [index, u] of this.units) {
+      const b = Buffer.from(u);
+      const end = this.size - index * UNIT;
+      if (end < UNIT) b.fill(0, Math.max(0, end));
+      m.patches.set(index, b);
+    }
+    return m;
+  }
+
+  /** The whole mutated file (for writing it out). */
+  bytes(): Buffer {
+    return this.read(0, this.size);
+  }
+}
+
 export interface Mutation {
-  data: Buffer;
+  file: MutableFile;
   description: string;
 }
 
 /** One to four mutations of the seed's top file. */
 export function mutateSeed(seed: FormatSeed, rnd: () => number): Mutation {
-  let data = Buffer.from(seed.files.get(seed.top) as Buffer);
+  const file = new MutableFile(seed.files.get(seed.top) as Buffer);
   const steps: string[] = [];
   const count = 1 + (rnd() % 4);
   for (let n = 0; n < count; n++) {
-    const where = () => (rnd() % 10 < 8 && seed.interesting.length ? seed.interesting[rnd() % seed.interesting.length] : rnd() % Math.max(1, data.length));
+    const where = () => (rnd() % 10 < 8 && seed.interesting.length ? seed.interesting[rnd() % seed.interesting.length] : rnd() % Math.max(1, file.size));
     const kind = rnd() % 10;
     const le = rnd() % 2 === 0;
     if (kind <= 2) {
       const at = where() + (rnd() % 8);
-      if (at < data.length) {
+      if (at < file.size) {
         const bit = rnd() % 8;
-        data[at] ^= 1 << bit;
+        const b = file.read(at, 1);
+        b[0] ^= 1 << bit;
+        file.write(at, b);
         steps.push(`flip bit ${bit} at ${at}`);
       }
     } else if (kind <= 5) {
       const at = where();
-      if (at + 4 <= data.length) {
+      if (at + 4 <= file.size) {
         const v = (rnd() % 3 === 0 ? rnd() : U32[rnd() % U32.length]) >>> 0;
-        if (le) data.writeUInt32LE(v, at);
-        else data.writeUInt32BE(v, at);
+        const b = Buffer.alloc(4);
+        if (le) b.writeUInt32LE(v);
+        else b.writeUInt32BE(v);
+        file.write(at, b);
         steps.push(`u32${le ? 'le' : 'be'} ${v} at ${at}`);
       }
     } else if (kind <= 7) {
       const at = where();
-      if (at + 8 <= data.length) {
+      if (at + 8 <= file.size) {
         let v = U64[rnd() % U64.length];
-        if (rnd() % 3 === 0) v = BigInt(data.length + (rnd() % 4) * 0x10000) & ~0x1ffn;
-        if (le) data.writeBigUInt64LE(v, at);
-        else data.writeBigUInt64BE(v, at);
+        if (rnd() % 3 === 0) v = BigInt(file.size + (rnd() % 4) * 0x10000) & ~0x1ffn;
+        const b = Buffer.alloc(8);
+        if (le) b.writeBigUInt64LE(v);
+        else b.writeBigUInt64BE(v);
+        file.write(at, b);
         steps.push(`u64${le ? 'le' : 'be'} 0x${v.toString(16)} at ${at}`);
       }
     } else if (kind === 8 && rnd() % 2) {
-      const length = rnd() % Math.max(1, data.length);
-      data = data.subarray(0, length);
+      const length = rnd() % Math.max(1, file.size);
+      file.truncate(length);
       steps.push(`truncate to ${length}`);
     } else {
       const extra = Buffer.alloc(rnd() % 70000);
       for (let i = 0; i < extra.length; i++) extra[i] = rnd() & 0xff;
-      data = Buffer.concat([data, extra]);
+      const at = file.size;
+      file.size += extra.length;
+      file.write(at, extra);
       steps.push(`append ${extra.length} random bytes`);
     }
   }
   if (seed.mend && rnd() % 2) {
-    seed.mend(data);
+    seed.mend(file);
     steps.push('checksums mended');
   }
-  return { data, description: steps.join('; ') || 'unchanged' };
+  return { file, description: steps.join('; ') || 'unchanged' };
 }
 
 export type CaseOutcome = { kind: 'read'; bytes: number } | { kind: 'refused'; message: string } | { kind: 'crash'; error: unknown };
@@ -133,14 +213,14 @@ function memoryContext(seed: FormatSeed, name: string, opened: MemorySource[]): 
 }
 
 /** Open and read a (mutated) image in memory: its first megabytes, a few random places, the extent map, then refresh and read again. */
-export async function runFormatCase(seed: FormatSeed, data: Buffer, name: string, rnd: () => number): Promise<CaseOutcome> {
+export async function runFormatCase(seed: FormatSeed, file: MutableFile, name: string, rnd: () => number): Promise<CaseOutcome> {
   let image: ImageLayer | undefined;
   let bytes = 0;
   const opened: MemorySource[] = [];
   try {
     const driver = formatDriver(seed.format);
     if (!driver?.open) throw new Error(`no driver for ${seed.format}`);
-    image = await driver.open(memory(seed.files, seed.top, data), memoryContext(seed, name, opened));
+    image = await driver.open(file.source(seed.top, READ_BUDGET), memoryContext(seed, name, opened));
     const readAll = async (img: ImageLayer) => {
       const end = Math.min(img.size, READ_WINDOW);
       for (let off = 0; off < end; off += READ_CHUNK) bytes += (await img.read(off, Math.min(READ_CHUNK, end - off))).length;
@@ -217,16 +297,16 @@ export async function fuzzSeeds(seeds: FormatSeed[], cases: number, dir: string,
   const counts = { read: 0, refused: 0 };
   const verdicts: Partial<Record<Verdict, number>> = {};
   for (const seed of seeds) {
-    const unmutated = await runFormatCase(seed, seed.files.get(seed.top) as Buffer, `unmutated-${seed.name}`, rnd);
+    const unmutated = await runFormatCase(seed, new MutableFile(seed.files.get(seed.top) as Buffer), `unmutated-${seed.name}`, rnd);
     assert.equal(unmutated.kind, 'read', `seed ${seed.name} does not read unmutated: ${inspect(unmutated)}`);
   }
   const start = process.memoryUsage().arrayBuffers;
   for (let n = 0; n < cases; n++) {
     const seed = seeds[n % seeds.length];
-    const { data, description } = mutateSeed(seed, rnd);
+    const { file, description } = mutateSeed(seed, rnd);
     const name = `fuzz-${n}.${seed.format}`;
     const started = Date.now();
-    const outcome = await runFormatCase(seed, data, name, rnd);
+    const outcome = await runFormatCase(seed, file, name, rnd);
     const elapsed = Date.now() - started;
     const context = `case ${n} of run seed ${runSeed} (GUESTLENS_FUZZ_SEED=${runSeed}), seed ${seed.name}: ${description}`;
     if (outcome.kind === 'crash') assert.fail(`${context}\nthrew an untyped error: ${inspect(outcome.error)}`);
@@ -235,7 +315,7 @@ export async function fuzzSeeds(seeds: FormatSeed[], cases: number, dir: string,
     if (outcome.kind === 'read') counts.read++;
     else counts.refused++;
     if (n % 50 === 0) {
-      const verdict = await differentialCase(dir, seed, data, `case-${n}`);
+      const verdict = await differentialCase(dir, seed, file.bytes(), `case-${n}`);
       verdicts[verdict] = (verdicts[verdict] ?? 0) + 1;
       assert.notEqual(verdict, 'differ', `${context}\nguestlens and qemu-img both read it, with different bytes`);
     }

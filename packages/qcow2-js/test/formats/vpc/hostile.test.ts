@@ -12,7 +12,7 @@ import { footerChecksum } from '../../../src/formats/vpc/footer.ts';
 import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
-import { fuzzSeeds, type FormatSeed } from '../../support/formatFuzzer.ts';
+import { fuzzSeeds, type FormatSeed, type MutableFile } from '../../support/formatFuzzer.ts';
 import { editFooter, makeDifferencing } from './build.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1000);
@@ -102,10 +102,13 @@ describe('vpc: hostile images', function () {
       const t = Number(b.readBigUInt64BE(d + 16));
       return [...Array.from({ length: 22 }, (_, i) => i * 4), ...Array.from({ length: 22 }, (_, i) => b.length - 512 + i * 4), ...Array.from({ length: 40 }, (_, i) => d + i * 4), ...Array.from({ length: 24 }, (_, i) => d + 576 + i * 4), ...Array.from({ length: 4 }, (_, i) => t + i * 4)];
     };
-    const mend = (b: Buffer) => {
-      for (const at of [0, b.length - 512]) {
-        if (at < 0 || b.toString('latin1', at, at + 8) !== 'conectix') continue;
-        b.writeUInt32BE(footerChecksum(b.subarray(at, at + 512)), at + 64);
+    const mend = (f: MutableFile) => {
+      for (const at of [0, f.size - 512]) {
+        if (at < 0) continue;
+        const footer = Buffer.from(f.read(at, 512));
+        if (footer.length < 512 || footer.toString('latin1', 0, 8) !== 'conectix') continue;
+        footer.writeUInt32BE(footerChecksum(footer), 64);
+        f.write(at + 64, footer.subarray(64, 68));
       }
     };
     const seeds: FormatSeed[] = [
