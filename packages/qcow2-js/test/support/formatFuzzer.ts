@@ -265,6 +265,8 @@ export async function differentialCase(dir: string, seed: FormatSeed, data: Buff
       const source = await openImage(image, { format: seed.format });
       try {
         if (source.size > 64 * MiB) return 'skipped';
+        // QEMU reads a differencing VHD as if it had no parent (and refuses a differencing VHDX): nothing to compare.
+        if (source.backing && (seed.format === 'vpc' || seed.format === 'vhdx')) return 'skipped';
         ours = await source.read(0, source.size);
       } finally {
         await source.close();

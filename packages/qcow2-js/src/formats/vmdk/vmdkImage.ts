@@ -26,7 +26,26 @@ import { TablePages } from '../common/tablePages.ts';
 import { findExtent, readLayout, type ExtentOpener, type SparseExtent, type VmdkLayout } from './extents.ts';
 import { GTE_ZEROED } from './sparseHeader.ts';
 
-const inflate = promisify(zlib.inflate) as (buf: Buffer, options: zlib.ZlibOptions) => Promise<Buffer>;
+const inflateAsync = promisify(zlib.inflate) as (buf: Buffer, options: zlib.ZlibOptions) => Promise<Buffer>;
+/**
+ * Grains inflating at once on the thread pool: enough to keep libuv's four
+ * threads busy; every one in flight holds a zlib stream's state (hundreds of
+ * KiB), so an unbounded number would cost more memory than it gains.
+ */
+const MAX_INFLATING = 4;
+let inflating = 0;
+const waiting: (() => void)[] = [];
+
+async function inflate(data: Buffer, options: zlib.ZlibOptions): Promise<Buffer> {
+  while (inflating >= MAX_INFLATING) await new Promise<void>((resolve) => waiting.push(resolve));
+  inflating++;
+  try {
+    return await inflateAsync(data, options);
+  } finally {
+    inflating--;
+    waiting.shift()?.();
+  }
+}
 /** Compressed bytes fetched with one read at most (several grains). */
 const COMPRESSED_SPAN_BYTES = 4 * 1024 * 1024;
 /** The grain marker in front of compressed data: LBA (8 bytes), size (4). */

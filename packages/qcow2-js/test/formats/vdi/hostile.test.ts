@@ -10,7 +10,8 @@ import { Qcow2Error, VdiImage } from '../../../src/index.ts';
 import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
-import { fuzzSeeds, type FormatSeed } from '../../support/formatFuzzer.ts';
+import { fuzzSeeds } from '../../support/formatFuzzer.ts';
+import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1000);
 
@@ -78,13 +79,8 @@ describe('vdi: hostile images', function () {
   });
 
   it(`${CASES} mutated images read or are refused with typed errors`, async () => {
-    const interesting = (b: Buffer) => [...Array.from({ length: (0x1c8 - 0x40) / 4 }, (_, i) => 0x40 + i * 4), ...Array.from({ length: 8 }, (_, i) => 0x200 + i * 4)].filter((o) => o < b.length);
-    const seeds: FormatSeed[] = [
-      { name: 'dynamic', format: 'vdi', top: 'd.vdi', files: new Map([['d.vdi', valid]]), interesting: interesting(valid) },
-      { name: 'static', format: 'vdi', top: 's.vdi', files: new Map([['s.vdi', staticImage]]), interesting: interesting(staticImage) },
-    ];
     const runSeed = Number(process.env.GUESTLENS_FUZZ_SEED ?? Date.now() % 0x7fffffff);
-    const result = await fuzzSeeds(seeds, CASES, dir, runSeed);
+    const result = await fuzzSeeds(await makeFormatSeeds('vdi', dir), CASES, dir, runSeed);
     console.log(`      vdi fuzz run seed ${runSeed}: ${result.read} read, ${result.refused} refused; against qemu-img: ${JSON.stringify(result.verdicts)}`);
   });
 });

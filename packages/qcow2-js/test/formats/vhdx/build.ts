@@ -171,3 +171,31 @@ export function makeDifferencing(image: Buffer, locator: Buffer, bitmap?: Buffer
   }
   return out;
 }
+
+export interface Bytes {
+  size: number;
+  read(at: number, length: number): Buffer;
+  write(at: number, bytes: Buffer): void;
+}
+
+export const ofBuffer = (b: Buffer): Bytes => ({ size: b.length, read: (at, length) => b.subarray(at, at + length), write: (at, bytes) => void bytes.copy(b, at) });
+
+/** Mend every checksum a mutation may have broken: both headers, both region tables, log entries. */
+export function mendAll(f: Bytes): void {
+  const fix = (at: number, length: number, signature: string) => {
+    if (f.size < at + length) return;
+    const block = Buffer.from(f.read(at, length));
+    if (block.toString('latin1', 0, 4) !== signature) return;
+    block.writeUInt32LE(vhdxChecksum(block), 4);
+    f.write(at + 4, block.subarray(4, 8));
+  };
+  for (const at of [64 * KiB, 128 * KiB]) fix(at, 4 * KiB, 'head');
+  for (const at of [192 * KiB, 256 * KiB]) fix(at, 64 * KiB, 'regi');
+  for (let slot = 0; slot < MiB && MiB + slot + 4096 <= f.size; slot += 4096) {
+    const head = f.read(MiB + slot, 16);
+    if (head.toString('latin1', 0, 4) !== 'loge') continue;
+    const length = head.readUInt32LE(8);
+    if (length % 4096 || length === 0 || slot + length > MiB) continue;
+    fix(MiB + slot, length, 'loge');
+  }
+}

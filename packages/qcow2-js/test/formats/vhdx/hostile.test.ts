@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Qcow2Error, VhdxImage } from '../../../src/index.ts';
-import { vhdxChecksum } from '../../../src/formats/vhdx/header.ts';
 import { guidBytes, guidString } from '../../../src/formats/common/guid.ts';
 import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
-import { fuzzSeeds, type FormatSeed } from '../../support/formatFuzzer.ts';
-import { batEntry, layoutOf, LOG_GUID, logEntry, makeDifferencing, mendHeader, parentLocator, setBatEntry, withLog } from './build.ts';
+import { fuzzSeeds } from '../../support/formatFuzzer.ts';
+import { makeFormatSeeds } from '../../support/formatSeeds.ts';
+import { batEntry, layoutOf, LOG_GUID, mendAll, mendHeader, ofBuffer, setBatEntry, withLog } from './build.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1000);
 const KiB = 1024;
@@ -32,34 +32,6 @@ async function refusal(data: Buffer): Promise<Qcow2Error> {
     return err;
   }
   assert.fail('read without error');
-}
-
-interface Bytes {
-  size: number;
-  read(at: number, length: number): Buffer;
-  write(at: number, bytes: Buffer): void;
-}
-
-const ofBuffer = (b: Buffer): Bytes => ({ size: b.length, read: (at, length) => b.subarray(at, at + length), write: (at, bytes) => void bytes.copy(b, at) });
-
-/** Mend every checksum a mutation may have broken: both headers, both region tables, log entries. */
-function mendAll(f: Bytes): void {
-  const fix = (at: number, length: number, signature: string) => {
-    if (f.size < at + length) return;
-    const block = Buffer.from(f.read(at, length));
-    if (block.toString('latin1', 0, 4) !== signature) return;
-    block.writeUInt32LE(vhdxChecksum(block), 4);
-    f.write(at + 4, block.subarray(4, 8));
-  };
-  for (const at of [64 * KiB, 128 * KiB]) fix(at, 4 * KiB, 'head');
-  for (const at of [192 * KiB, 256 * KiB]) fix(at, 64 * KiB, 'regi');
-  for (let slot = 0; slot < MiB && MiB + slot + 4096 <= f.size; slot += 4096) {
-    const head = f.read(MiB + slot, 16);
-    if (head.toString('latin1', 0, 4) !== 'loge') continue;
-    const length = head.readUInt32LE(8);
-    if (length % 4096 || length === 0 || slot + length > MiB) continue;
-    fix(MiB + slot, length, 'loge');
-  }
 }
 
 describe('vhdx: hostile images', function () {
@@ -151,33 +123,8 @@ describe('vhdx: hostile images', function () {
   });
 
   it(`${CASES} mutated images read or are refused with typed errors`, async () => {
-    const layout = layoutOf(dynamic);
-    const block0 = batEntry(dynamic, layout, 0).offset;
-    const logged = withLog(dynamic, [{ slot: 0, bytes: logEntry({ sequence: 7n, tail: 0, logGuid: LOG_GUID, flushedFileOffset: dynamic.length, lastFileOffset: dynamic.length, descriptors: [{ kind: 'data', fileOffset: block0, sector: Buffer.alloc(4096, 0x42) }, { kind: 'zero', fileOffset: block0 + 8192, length: 4096 }] }) }], LOG_GUID);
-    const parent = Buffer.from(fixed);
-    const linkage = `{${guidString(layoutOf(parent).dataWriteGuid)}}`;
-    const bitmap = Buffer.alloc(MiB, 0x0f);
-    const child = makeDifferencing(dynamic, parentLocator([['parent_linkage', linkage], ['relative_path', 'p.vhdx']]), bitmap);
-    setBatEntry(child, layout, 1, 7, batEntry(child, layout, 0).offset);
-    const interesting = (b: Buffer) => {
-      const l = layoutOf(b);
-      const md = l.metadataOffset;
-      return [
-        ...[64 * KiB, 128 * KiB].flatMap((h) => Array.from({ length: 20 }, (_, i) => h + i * 4)),
-        ...Array.from({ length: 28 }, (_, i) => 192 * KiB + i * 4),
-        ...Array.from({ length: 8 + 6 * 8 }, (_, i) => md + i * 4),
-        ...Array.from({ length: 16 }, (_, i) => l.batOffset + i * 4),
-        ...Array.from({ length: 40 }, (_, i) => l.logOffset + i * 4),
-      ].filter((o) => o < b.length);
-    };
-    const seeds: FormatSeed[] = [
-      { name: 'dynamic', format: 'vhdx', top: 'd.vhdx', files: new Map([['d.vhdx', dynamic]]), interesting: interesting(dynamic), mend: (f) => mendAll(f) },
-      { name: 'fixed', format: 'vhdx', top: 'f.vhdx', files: new Map([['f.vhdx', fixed]]), interesting: interesting(fixed), mend: (f) => mendAll(f) },
-      { name: 'log', format: 'vhdx', top: 'l.vhdx', files: new Map([['l.vhdx', logged]]), interesting: interesting(logged), mend: (f) => mendAll(f) },
-      { name: 'differencing', format: 'vhdx', top: 'c.vhdx', files: new Map([['c.vhdx', child], ['p.vhdx', parent]]), interesting: interesting(child), mend: (f) => mendAll(f) },
-    ];
     const runSeed = Number(process.env.GUESTLENS_FUZZ_SEED ?? Date.now() % 0x7fffffff);
-    const result = await fuzzSeeds(seeds, CASES, dir, runSeed);
+    const result = await fuzzSeeds(await makeFormatSeeds('vhdx', dir), CASES, dir, runSeed);
     console.log(`      vhdx fuzz run seed ${runSeed}: ${result.read} read, ${result.refused} refused; against qemu-img: ${JSON.stringify(result.verdicts)}`);
   });
 });

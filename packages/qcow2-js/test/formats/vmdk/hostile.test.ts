@@ -15,7 +15,8 @@ import { BackingRefusedError, describeImage, openImage, Qcow2Error, readNamedFil
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { guardImages } from '../../../../../test/support/imageGuard.ts';
 import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
-import { fuzzSeeds, type FormatSeed } from '../../support/formatFuzzer.ts';
+import { fuzzSeeds } from '../../support/formatFuzzer.ts';
+import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 import { descriptorFile, vmwareStreamOptimized } from './build.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1000);
@@ -198,36 +199,8 @@ describe('vmdk: hostile images', function () {
   });
 
   it(`${CASES} mutated images read or are refused with typed errors`, async () => {
-    const raw = join(dir, 'source.raw');
-    await qemuImg(['convert', '-q', '-O', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', raw, join(dir, 't.vmdk')]);
-    const split = await readFile(join(dir, 't.vmdk'));
-    const splitExtent = await readFile(join(dir, 't-s001.vmdk'));
-    const flatDescriptor = Buffer.from(descriptorFile('monolithicFlat', ['RW 4096 FLAT "f.raw" 0', 'RW 2048 FLAT "f.raw" 2048']));
-    const vmware = vmwareStreamOptimized(await readFile(raw), { grainSectors: 64 });
-    const interesting = (b: Buffer) => {
-      const o: number[] = Array.from({ length: 20 }, (_, i) => i * 4);
-      for (let i = 0; i < 128; i += 7) o.push(0x200 + i);
-      if (b.toString('latin1', 0, 4) === 'KDMV') {
-        const gdSector = b.readBigUInt64LE(56);
-        const gd = gdSector === 0xffffffffffffffffn ? Number(b.readBigUInt64LE(b.length - 1024 + 56)) * 512 : Number(gdSector) * 512;
-        if (gd + 64 <= b.length) {
-          for (let i = 0; i < 4; i++) o.push(gd + i * 4);
-          const gt = b.readUInt32LE(gd) * 512;
-          if (gt && gt + 64 <= b.length) for (let i = 0; i < 16; i++) o.push(gt + i * 4, b.readUInt32LE(gt + i * 4) * 512 + 8);
-        }
-        o.push(b.length - 1536 + 12, b.length - 1024 + 56);
-      }
-      return o.filter((x) => x >= 0 && x < b.length);
-    };
-    const seeds: FormatSeed[] = [
-      { name: 'sparse', format: 'vmdk', top: 's.vmdk', files: new Map([['s.vmdk', sparse]]), interesting: interesting(sparse) },
-      { name: 'stream', format: 'vmdk', top: 'o.vmdk', files: new Map([['o.vmdk', stream]]), interesting: interesting(stream) },
-      { name: 'vmware-stream', format: 'vmdk', top: 'w.vmdk', files: new Map([['w.vmdk', vmware]]), interesting: interesting(vmware) },
-      { name: 'split', format: 'vmdk', top: 't.vmdk', files: new Map([['t.vmdk', split], ['t-s001.vmdk', splitExtent]]), interesting: Array.from({ length: split.length }, (_, i) => i).filter((i) => i % 3 === 0) },
-      { name: 'flat', format: 'vmdk', top: 'd.vmdk', files: new Map([['d.vmdk', flatDescriptor], ['f.raw', Buffer.alloc(2 * MiB, 0x21)]]), interesting: Array.from({ length: flatDescriptor.length }, (_, i) => i) },
-    ];
     const runSeed = Number(process.env.GUESTLENS_FUZZ_SEED ?? Date.now() % 0x7fffffff);
-    const result = await fuzzSeeds(seeds, CASES, dir, runSeed);
+    const result = await fuzzSeeds(await makeFormatSeeds('vmdk', dir), CASES, dir, runSeed);
     console.log(`      vmdk fuzz run seed ${runSeed}: ${result.read} read, ${result.refused} refused; against qemu-img: ${JSON.stringify(result.verdicts)}`);
   });
 });

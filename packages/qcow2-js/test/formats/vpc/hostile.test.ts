@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Qcow2Error, VpcImage } from '../../../src/index.ts';
-import { footerChecksum } from '../../../src/formats/vpc/footer.ts';
 import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
-import { fuzzSeeds, type FormatSeed, type MutableFile } from '../../support/formatFuzzer.ts';
-import { editFooter, makeDifferencing } from './build.ts';
+import { fuzzSeeds } from '../../support/formatFuzzer.ts';
+import { makeFormatSeeds } from '../../support/formatSeeds.ts';
+import { editFooter } from './build.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1000);
 
@@ -95,29 +95,8 @@ describe('vpc: hostile images', function () {
   });
 
   it(`${CASES} mutated images read or are refused with typed errors`, async () => {
-    const parent = Buffer.from(dynamic);
-    const child = makeDifferencing(dynamic, { uniqueId: parent.subarray(68, 84), locators: [{ platform: 'W2ru', name: '.\\p.vhd' }], parentName: 'p.vhd' });
-    const interesting = (b: Buffer) => {
-      const d = Number(b.readBigUInt64BE(16));
-      const t = Number(b.readBigUInt64BE(d + 16));
-      return [...Array.from({ length: 22 }, (_, i) => i * 4), ...Array.from({ length: 22 }, (_, i) => b.length - 512 + i * 4), ...Array.from({ length: 40 }, (_, i) => d + i * 4), ...Array.from({ length: 24 }, (_, i) => d + 576 + i * 4), ...Array.from({ length: 4 }, (_, i) => t + i * 4)];
-    };
-    const mend = (f: MutableFile) => {
-      for (const at of [0, f.size - 512]) {
-        if (at < 0) continue;
-        const footer = Buffer.from(f.read(at, 512));
-        if (footer.length < 512 || footer.toString('latin1', 0, 8) !== 'conectix') continue;
-        footer.writeUInt32BE(footerChecksum(footer), 64);
-        f.write(at + 64, footer.subarray(64, 68));
-      }
-    };
-    const seeds: FormatSeed[] = [
-      { name: 'dynamic', format: 'vpc', top: 'd.vhd', files: new Map([['d.vhd', dynamic]]), interesting: interesting(dynamic), mend },
-      { name: 'fixed', format: 'vpc', top: 'f.vhd', files: new Map([['f.vhd', fixed]]), interesting: Array.from({ length: 22 }, (_, i) => fixed.length - 512 + i * 4), mend },
-      { name: 'differencing', format: 'vpc', top: 'c.vhd', files: new Map([['c.vhd', child], ['p.vhd', parent]]), interesting: interesting(child), mend },
-    ];
     const runSeed = Number(process.env.GUESTLENS_FUZZ_SEED ?? Date.now() % 0x7fffffff);
-    const result = await fuzzSeeds(seeds, CASES, dir, runSeed);
+    const result = await fuzzSeeds(await makeFormatSeeds('vpc', dir), CASES, dir, runSeed);
     console.log(`      vpc fuzz run seed ${runSeed}: ${result.read} read, ${result.refused} refused; against qemu-img: ${JSON.stringify(result.verdicts)}`);
   });
 });
