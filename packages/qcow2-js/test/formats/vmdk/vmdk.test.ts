@@ -142,6 +142,21 @@ describe('vmdk: our bytes, info and extents agree with qemu-img', function () {
     await check(descriptor, ['part1.raw', 'part2.vmdk', 'part3.raw'].map((f) => join(dir, f)));
   });
 
+  it('a descriptor embedded in a sparse header with capacity 0 (a "KDMV" file that is only a descriptor), naming its extents', async () => {
+    const raw = await readFile(source);
+    await writeFile(join(dir, 'embedded-flat.raw'), raw.subarray(0, 4 * MiB));
+    const text = Buffer.from(descriptorFile('monolithicFlat', [`RW ${(4 * MiB) / 512} FLAT "embedded-flat.raw" 0`]), 'latin1');
+    const header = Buffer.alloc(512);
+    header.write('KDMV', 0, 'latin1');
+    header.writeUInt32LE(1, 4);
+    header.writeBigUInt64LE(1n, 28);
+    header.writeBigUInt64LE(BigInt(Math.ceil(text.length / 512)), 36);
+    header.writeUInt32LE(512, 44);
+    const image = join(dir, 'embedded.vmdk');
+    await writeFile(image, Buffer.concat([header, text, Buffer.alloc(512 - (text.length % 512))]));
+    await check(image, [join(dir, 'embedded-flat.raw')]);
+  });
+
   it('an extent line QEMU reads across a newline ("RW" alone, the rest on the next line) is an extent to us too', async () => {
     await writeFile(join(dir, 'split-line.raw'), Buffer.alloc(MiB, 0x33));
     const descriptor = join(dir, 'split-line.vmdk');
