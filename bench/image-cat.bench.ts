@@ -23,7 +23,7 @@ const GiB = 1024 * 1024 * 1024;
 const MB = 1e6;
 
 /** 1 GiB of file contents from /usr, with a 1 MiB hole after every 31 MiB of data. */
-function makeDisk(path: string): void {
+export function makeDisk(path: string): void {
   const out = openSync(path, 'w');
   const buf = Buffer.alloc(4 * 1024 * 1024);
   let written = 0;

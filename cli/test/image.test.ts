@@ -185,7 +185,7 @@ describe('guestlens image', function () {
       const badCount = await guestlens(['image', 'cat', '--length', 'lots', top]);
       assert.equal(badCount.exitCode, 2);
       assert.match(badCount.stderr, /--length lots: give a byte count/);
-      const badFormat = await guestlens(['image', 'cat', '--format', 'vmdk', top]);
+      const badFormat = await guestlens(['image', 'cat', '--format', 'qed', top]);
       assert.equal(badFormat.exitCode, 2);
       const corrupt = join(dir, 'corrupt.qcow2');
       await qemuImg(['create', '-q', '-f', 'qcow2', corrupt, '1M']);

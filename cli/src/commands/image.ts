@@ -1,7 +1,8 @@
 /**
  * `guestlens image info|cat`: what an image is (like `qemu-img info
  * --backing-chain`) and its guest-visible bytes (like `qemu-img dd`), read by
- * the in-repo qcow2 reader. Images are opened read-only and never written.
+ * the in-repo readers (qcow2, vmdk, vdi, vhdx, vpc, raw). Images are opened
+ * read-only and never written.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
@@ -10,11 +11,12 @@ import { UsageError } from '../errors.ts';
 import { printJson } from '../output/print.ts';
 
 const BACKING_POLICIES = ['allow', 'same-dir', 'none'] as const;
-const FORMATS = ['qcow2', 'raw'] as const;
+/** The formats guestlens reads itself (qemu-img's names). */
+const FORMATS = ['qcow2', 'raw', 'vmdk', 'vdi', 'vhdx', 'vpc'] as const;
 
 const UNTRUSTED_NOTE =
-  'Without --format an image with the qcow2 magic is read as qcow2 and anything else as raw; a guest can write a qcow2 header into its own raw disk ' +
-  '(CVE-2010-3851), so give --format raw for untrusted raw images. Files an image names (backing files, an external data file) are opened as QEMU would; ' +
+  'Without --format an image with a known magic (qcow2, vmdk, vdi, vhdx, vpc) is read in that format and anything else as raw; a guest can write a qcow2 header into its own raw disk ' +
+  '(CVE-2010-3851), so give --format raw for untrusted raw images. Files an image names (backing files, an external data file, VMDK extents, VHD/VHDX parents) are opened as QEMU would; ' +
   '--backing same-dir or none restricts that for untrusted images.';
 
 interface CommonArgs {
@@ -36,11 +38,11 @@ interface CatArgs extends CommonArgs {
 
 function commonOptions<T>(y: Argv<T>) {
   return y
-    .positional('image', { type: 'string', describe: 'qcow2 or raw image (or block device); required (after -- if it starts with a dash)' })
-    .option('format', { type: 'string', choices: FORMATS as unknown as string[], describe: 'Format of IMAGE (default: qcow2 if it has the qcow2 magic, else raw)' })
+    .positional('image', { type: 'string', describe: 'qcow2, vmdk, vdi, vhdx, vpc or raw image (or block device); required (after -- if it starts with a dash)' })
+    .option('format', { type: 'string', choices: FORMATS as unknown as string[], describe: 'Format of IMAGE (default: the one its magic says, else raw)' })
     .option('backing', {
       type: 'string',
-      describe: `Which files the image may name (backing files, data file): ${BACKING_POLICIES.join(', ')}. same-dir: only inside the image's directory; none: no other file (--no-backing). Default allow.`,
+      describe: `Which files the image may name (backing files, data file, VMDK extents): ${BACKING_POLICIES.join(', ')}. same-dir: only inside the image's directory; none: no other file (--no-backing). Default allow.`,
     })
     .option('allow-external-data-file', { type: 'boolean', default: false, describe: 'Read a qcow2 external data file named in the image (refused by default)' });
 }

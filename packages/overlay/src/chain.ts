@@ -98,7 +98,7 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Bac
   seen.set(inode, level.path);
 
   const dir = dirname(level.path);
-  const named = await namedFilesOf(level.path, level.format);
+  const named = await namedFilesOf(level.path, level.format, policy);
   const entry: ChainEntry = { depth, filename: level.path, format: level.format, formatFrom: level.formatFrom, virtualSize: 0 };
   if (level.lockingOff) entry.lockingOff = true;
   if (level.blockDevice) entry.blockDevice = true;
@@ -118,11 +118,19 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Bac
   }
   if (named.extents?.length) {
     entry.extents = [];
-    for (const name of named.extents) {
-      const extent = resolve(dir, name);
+    for (const [i, name] of named.extents.entries()) {
+      // Resolved as QEMU resolves extent names (the descriptor parser's rule), not as plain paths.
+      const extent = resolve(named.extentPaths?.[i] ?? resolve(dir, name));
       await policy.check({ kind: 'extent', image: level.path, name, path: extent });
       entry.extents.push(extent);
     }
+  }
+  if (named.backingUnreadByQemu) {
+    // QEMU reads a differencing VHD as if it had no parent and refuses a differencing VHDX: an overlay would show other bytes.
+    throw new BackingChainError(
+      level.path,
+      `is a differencing ${level.format === 'vpc' ? 'VHD' : 'VHDX'} disk (parent ${JSON.stringify(named.backing)}), whose parent QEMU does not read; read it without an overlay (guestlens reads the chain itself)`,
+    );
   }
 
   let backing: string | undefined;
@@ -182,10 +190,13 @@ async function walkLevel(level: Level, depth: number, top: ChainTop, policy: Bac
 }
 
 /** What a level names, by the reader's parsers; a header they refuse is a broken chain, named by the level. */
-async function namedFilesOf(path: string, format: string): Promise<NamedFiles> {
+async function namedFilesOf(path: string, format: string, policy: BackingPolicyCheck): Promise<NamedFiles> {
   try {
-    return await readNamedFiles(path, format);
+    // The policy also judges sparse extents before they are looked into (for nested descriptors).
+    return await readNamedFiles(path, format, (ref) => policy.check(ref));
   } catch (err) {
+    if (err instanceof BackingRefusedError) throw err;
+    if (isQcow2Error(err) && err.kind === 'chain') throw new BackingChainError(path, err.detail);
     if (isQcow2Error(err)) throw new BackingChainError(path, `${err.detail}${err.offset === undefined ? '' : ` (at offset ${err.offset})`}; its header cannot be read`);
     throw err;
   }

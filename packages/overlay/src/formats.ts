@@ -1,8 +1,9 @@
 /**
  * The image formats the overlay lets QEMU open under it: those guestlens
- * reads itself, and those the formats issue adds native readers for. Other
- * formats QEMU probes (qed, parallels, bochs, dmg, cloop, luks, old qcow)
- * are recognised by the reader's format table and refused here by name.
+ * reads itself (the overlay is read by qcow2-js, which then reads the image
+ * below with its own driver). Other formats QEMU probes (qed, parallels,
+ * bochs, dmg, cloop, luks, old qcow) are recognised by the reader's format
+ * table and refused here by name.
  */
 import { formatDriver } from '@guestlens/qcow2-js';
 

@@ -81,3 +81,9 @@ export function limitError(image: string, detail: string, hint?: string): Qcow2E
 export function isQcow2Error(err: unknown): err is Qcow2Error {
   return err instanceof Qcow2Error;
 }
+
+/** A 64-bit offset or size field as a JS number, or a format error naming the field (at `fieldOffset` in the file). */
+export function toSafeOffset(value: bigint, image: string, what: string, fieldOffset?: number): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(image, `${what} is ${value}, beyond what guestlens supports (2^53)`, fieldOffset);
+  return Number(value);
+}

@@ -12,6 +12,11 @@ export { Qcow2Image, DEFAULT_MAX_READ_BYTES, type Qcow2OpenOptions } from './for
 export { readHeader, type Qcow2Header, type CompressionType } from './formats/qcow2/header.ts';
 export { RawImage } from './formats/raw/rawImage.ts';
 export { UnreadableImage } from './formats/unreadable/unreadableImage.ts';
+export { VdiImage } from './formats/vdi/vdiImage.ts';
+export { VpcImage } from './formats/vpc/vpcImage.ts';
+export { VhdxImage } from './formats/vhdx/vhdxImage.ts';
+export { VmdkImage } from './formats/vmdk/vmdkImage.ts';
+export { MappedImage } from './formats/common/mappedImage.ts';
 export { openImage, imageChain, DEFAULT_MAX_CHAIN_DEPTH, type OpenImageOptions } from './chain/openImage.ts';
 export {
   BackingPolicyCheck,
@@ -27,7 +32,7 @@ export {
 export { readNamedFiles, type NamedFiles } from './chain/namedFiles.ts';
 export { resolveBackingName, type LayerSpec } from './chain/backingName.ts';
 export { parseQemuJson, flattenOptions } from './chain/qemuJson.ts';
-export { describeImage, formatImageInfo, sizeToString, type ImageInfo } from './chain/imageInfo.ts';
+export { describeImage, formatImageInfo, sizeToString, type ImageInfo, type VmdkSpecific, type Qcow2Specific } from './chain/imageInfo.ts';
 export { Qcow2Error, isQcow2Error, type Qcow2ErrorKind } from './errors.ts';
 export { createChainCache, type ChainCache } from './metadataCache.ts';
 export { guestChunks, DEFAULT_CHUNK_BYTES, type GuestChunkOptions } from './guestChunks.ts';

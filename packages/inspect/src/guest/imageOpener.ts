@@ -9,7 +9,7 @@
  */
 import type { BlockSource } from '@guestlens/block';
 import { createOverlay } from '@guestlens/overlay';
-import { formatDriver, openImage, type BackingPolicyName } from '@guestlens/qcow2-js';
+import { FORMAT_TABLE, formatDriver, openImage, probeFormatFile, readNamedFiles, type BackingPolicyName } from '@guestlens/qcow2-js';
 import { GuestOpenError } from '../errors.ts';
 
 export type BackingPolicy = BackingPolicyName;
@@ -44,10 +44,10 @@ export interface ImageOpenOptions {
 export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promise<OpenedImage>;
 
 export const openImageDefault: ImageOpener = async (image, options) => {
-  if (options.overlay) return openThroughOverlay(image, options);
+  if (options.overlay && !(await parentUnreadByQemu(image))) return openThroughOverlay(image, options);
   const format = image.format;
   if (format !== undefined && !formatDriver(format)?.open) {
-    throw new GuestOpenError(image.path, `${format} images can only be read through an overlay (guestlens reads qcow2 and raw itself); leave the overlay on`);
+    throw new GuestOpenError(image.path, `${format} images can only be read through an overlay (guestlens reads ${readableFormats()} itself); leave the overlay on`);
   }
   const source = await openImage(image.path, { format, backingPolicy: options.backing ?? 'allow' });
   if (!source.readable) {
@@ -56,6 +56,27 @@ export const openImageDefault: ImageOpener = async (image, options) => {
   }
   return { source, format: source.format, path: image.path, close: () => source.close() };
 };
+
+/**
+ * A differencing VHD or VHDX: QEMU reads the first as if it had no parent and
+ * refuses the second, so an overlay (which QEMU reads) cannot show the guest's
+ * bytes. guestlens reads such a chain itself; no QEMU can be running it.
+ */
+async function parentUnreadByQemu(image: ImageSpec): Promise<boolean> {
+  let format = image.format;
+  try {
+    format ??= await probeFormatFile(image.path);
+  } catch {
+    return false;
+  }
+  if (format !== 'vpc' && format !== 'vhdx') return false;
+  const named = await readNamedFiles(image.path, format).catch(() => undefined);
+  return named?.backingUnreadByQemu === true;
+}
+
+function readableFormats(): string {
+  return FORMAT_TABLE.filter((d) => d.open).map((d) => d.format).join(', ');
+}
 
 async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): Promise<OpenedImage> {
   // The overlay package detects the format (never guessing raw into anything else) and checks the chain against the policy.

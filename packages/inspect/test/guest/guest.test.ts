@@ -280,9 +280,9 @@ describe('guest: the default image opener (overlay + qcow2-js)', function () {
   });
 
   it('refuses, with typed errors naming the image, what it cannot read', async function () {
-    await assert.rejects(openGuest([{ path: raw, format: 'vmdk' }], { overlay: false }), (err: unknown) => {
+    await assert.rejects(openGuest([{ path: raw, format: 'qed' }], { overlay: false }), (err: unknown) => {
       assert.ok(err instanceof GuestOpenError, String(err));
-      assert.match(err.message, /disk\.raw: vmdk images can only be read through an overlay/);
+      assert.match(err.message, /disk\.raw: qed images can only be read through an overlay \(guestlens reads qcow2, vmdk, vdi, vhdx, vpc, raw itself\)/);
       return true;
     });
     // Asked for qcow2, found raw: the overlay package says so.

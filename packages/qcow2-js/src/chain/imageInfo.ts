@@ -20,19 +20,13 @@ export interface ImageInfo {
   'backing-filename'?: string;
   'full-backing-filename'?: string;
   'backing-filename-format'?: string;
-  'format-specific'?: {
-    type: 'qcow2';
-    data: {
-      compat: '0.10' | '1.1';
-      'compression-type': 'zlib' | 'zstd';
-      'lazy-refcounts'?: boolean;
-      'refcount-bits': number;
-      corrupt?: boolean;
-      'extended-l2'?: boolean;
-      'data-file'?: string;
-      'data-file-raw'?: boolean;
-    };
-  };
+  'format-specific'?: Qcow2Specific | VmdkSpecific;
+  /**
+   * What guestlens read of formats qemu-img says little about (guestlens's
+   * addition): subformat, block and sector sizes, the VHD size rule, a
+   * replayed VHDX log.
+   */
+  'format-details'?: Record<string, string | number | boolean>;
   /** Feature bits set in the header, by name (guestlens's addition). */
   features?: Record<FeatureType, string[]>;
   /** Internal snapshots stored in the image (not read; guestlens's addition). */
@@ -40,6 +34,40 @@ export interface ImageInfo {
   /** False when guestlens recognises the format but cannot read it (guestlens's addition; absent means true). */
   readable?: false;
   'unreadable-reason'?: string;
+}
+
+export interface Qcow2Specific {
+  type: 'qcow2';
+  data: {
+    compat: '0.10' | '1.1';
+    'compression-type': 'zlib' | 'zstd';
+    'lazy-refcounts'?: boolean;
+    'refcount-bits': number;
+    corrupt?: boolean;
+    'extended-l2'?: boolean;
+    'data-file'?: string;
+    'data-file-raw'?: boolean;
+  };
+}
+
+/** qemu-img info's vmdk block: the descriptor's CIDs and type, one entry per extent. */
+export interface VmdkSpecific {
+  type: 'vmdk';
+  data: {
+    cid: number;
+    'parent-cid': number;
+    'create-type': string;
+    extents: VmdkExtentInfo[];
+  };
+}
+
+export interface VmdkExtentInfo {
+  compressed?: boolean;
+  'virtual-size': number;
+  filename: string;
+  'cluster-size'?: number;
+  /** The extent line's type (FLAT, SPARSE); empty for a monolithic sparse file, as QEMU shows it. */
+  format: string;
 }
 
 export function describeImage(top: ImageLayer): ImageInfo[] {
@@ -67,16 +95,13 @@ export function formatImageInfo(chain: ImageInfo[]): string {
       lines.push(`backing file: ${info['backing-filename']}${full && full !== info['backing-filename'] ? ` (actual path: ${full})` : ''}`);
       if (info['backing-filename-format']) lines.push(`backing file format: ${info['backing-filename-format']}`);
     }
-    const specific = info['format-specific']?.data;
-    if (specific) {
-      lines.push('Format specific information:');
-      lines.push(`    compat: ${specific.compat}`);
-      lines.push(`    compression type: ${specific['compression-type']}`);
-      if (specific['lazy-refcounts'] !== undefined) lines.push(`    lazy refcounts: ${specific['lazy-refcounts']}`);
-      lines.push(`    refcount bits: ${specific['refcount-bits']}`);
-      if (specific['data-file'] !== undefined) lines.push(`    data file: ${specific['data-file']}`, `    data file raw: ${specific['data-file-raw']}`);
-      if (specific.corrupt !== undefined) lines.push(`    corrupt: ${specific.corrupt}`);
-      if (specific['extended-l2'] !== undefined) lines.push(`    extended l2: ${specific['extended-l2']}`);
+    const specific = info['format-specific'];
+    if (specific?.type === 'qcow2') lines.push(...qcow2Lines(specific.data));
+    if (specific?.type === 'vmdk') lines.push(...vmdkLines(specific.data));
+    const details = info['format-details'];
+    if (details && Object.keys(details).length) {
+      lines.push('Format details:');
+      for (const [key, value] of Object.entries(details)) lines.push(`    ${key}: ${value}`);
     }
     const set = info.features ? FEATURE_TYPES.flatMap((t) => info.features?.[t] ?? []) : [];
     if (set.length) lines.push(`features: ${set.join(', ')}`);
@@ -85,4 +110,27 @@ export function formatImageInfo(chain: ImageInfo[]): string {
     return lines.join('\n');
   });
   return `${blocks.join('\n\n')}\n`;
+}
+
+function qcow2Lines(specific: Qcow2Specific['data']): string[] {
+  const lines = ['Format specific information:', `    compat: ${specific.compat}`, `    compression type: ${specific['compression-type']}`];
+  if (specific['lazy-refcounts'] !== undefined) lines.push(`    lazy refcounts: ${specific['lazy-refcounts']}`);
+  lines.push(`    refcount bits: ${specific['refcount-bits']}`);
+  if (specific['data-file'] !== undefined) lines.push(`    data file: ${specific['data-file']}`, `    data file raw: ${specific['data-file-raw']}`);
+  if (specific.corrupt !== undefined) lines.push(`    corrupt: ${specific.corrupt}`);
+  if (specific['extended-l2'] !== undefined) lines.push(`    extended l2: ${specific['extended-l2']}`);
+  return lines;
+}
+
+/** As qemu-img info prints a vmdk: CIDs, create type, then each extent indented under its index. */
+function vmdkLines(specific: VmdkSpecific['data']): string[] {
+  const lines = ['Format specific information:', `    cid: ${specific.cid}`, `    parent cid: ${specific['parent-cid']}`, `    create type: ${specific['create-type']}`, '    extents:'];
+  specific.extents.forEach((e, i) => {
+    lines.push(`        [${i}]:`);
+    if (e.compressed) lines.push('            compressed: true');
+    lines.push(`            virtual size: ${e['virtual-size']}`, `            filename: ${e.filename}`);
+    if (e['cluster-size'] !== undefined) lines.push(`            cluster size: ${e['cluster-size']}`);
+    lines.push(`            format: ${e.format}`);
+  });
+  return lines;
 }

@@ -106,6 +106,10 @@ function formatContext(spec: LayerSpec, ctx: ChainContext, depth: number, name: 
       ctx.seen.add(file.identity);
       return file;
     },
+    openExtent: async (ref) => {
+      await ctx.policy.check(ref);
+      return openFile(ref.path, ref, ref.path);
+    },
   };
 }
 

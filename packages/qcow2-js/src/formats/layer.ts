@@ -8,7 +8,6 @@ import type { BlockSource } from '@guestlens/block';
 import type { ReferencedFile } from '../chain/backingPolicy.ts';
 import type { LayerSpec } from '../chain/backingName.ts';
 import type { ImageInfo } from '../chain/imageInfo.ts';
-import type { RawFileSource } from '../file/rawFile.ts';
 import type { ChainCache } from '../metadataCache.ts';
 
 /** One layer of an opened chain: a format driver over one file. */
@@ -37,6 +36,8 @@ export interface FormatOpenContext {
   openBacking(ref: ReferencedFile, spec: LayerSpec): Promise<ImageLayer>;
   /** Judge and open a data file this layer names (qcow2's external data file). */
   openDataFile(ref: ReferencedFile): Promise<BlockSource>;
+  /** Judge (by the backing policy, kind 'extent') and open a file a descriptor names as an extent (VMDK). */
+  openExtent(ref: ReferencedFile): Promise<BlockSource>;
 }
 
 export interface ImageFormatDriver {
@@ -50,7 +51,7 @@ export interface ImageFormatDriver {
    */
   probe(head: Buffer, tail: Buffer | undefined, filename: string): boolean;
   /** Open a layer over `file`; absent when guestlens recognises the format but has no reader (yet). */
-  open?(file: RawFileSource, ctx: FormatOpenContext): Promise<ImageLayer>;
+  open?(file: BlockSource, ctx: FormatOpenContext): Promise<ImageLayer>;
   /** Why a format without `open` cannot be read, and what the user can do. */
   readonly unreadable?: string;
 }

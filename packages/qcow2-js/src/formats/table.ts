@@ -8,9 +8,13 @@
 import type { ImageFormatDriver } from './layer.ts';
 import { qcow2Format } from './qcow2/index.ts';
 import { rawFormat } from './raw/rawImage.ts';
-import { bochs, cloop, dmg, luks, parallels, qcowV1, qed, vdi, vhdx, vmdk, vpc } from './unreadable/magics.ts';
+import { bochs, cloop, dmg, luks, parallels, qcowV1, qed } from './unreadable/magics.ts';
+import { vmdkFormat } from './vmdk/index.ts';
+import { vhdxFormat } from './vhdx/index.ts';
+import { vpcFormat } from './vpc/index.ts';
+import { vdiFormat } from './vdi/index.ts';
 
-export const FORMAT_TABLE: readonly ImageFormatDriver[] = [qcow2Format, qcowV1, qed, vmdk, vdi, vhdx, vpc, parallels, bochs, cloop, luks, dmg, rawFormat];
+export const FORMAT_TABLE: readonly ImageFormatDriver[] = [qcow2Format, qcowV1, qed, vmdkFormat, vdiFormat, vhdxFormat, vpcFormat, parallels, bochs, cloop, luks, dmg, rawFormat];
 
 /** The names of every recognised format, raw included. */
 export const KNOWN_FORMATS: readonly string[] = FORMAT_TABLE.map((d) => d.format);

@@ -1,7 +1,7 @@
 /** What `image info` says of a qcow2 layer, with qemu-img info's field names. */
-import { dirname, isAbsolute, join } from 'node:path';
-import type { ImageInfo } from '../../chain/imageInfo.ts';
+import type { ImageInfo, Qcow2Specific } from '../../chain/imageInfo.ts';
 import { RawFileSource } from '../../file/rawFile.ts';
+import { fullBackingName } from '../common/describe.ts';
 import { featureNames, FEATURE_TYPES, type FeatureType } from './features.ts';
 import type { Qcow2Image } from './qcow2Image.ts';
 
@@ -22,7 +22,7 @@ export function describeQcow2(layer: Qcow2Image): ImageInfo {
   }
   const v3 = h.version >= 3;
   // In QEMU's order; v2 images have no lazy-refcount, corrupt or extended-L2 fields.
-  const data: NonNullable<ImageInfo['format-specific']>['data'] = {
+  const data: Qcow2Specific['data'] = {
     compat: v3 ? '1.1' : '0.10',
     'compression-type': h.compressionType === 'zstd' ? 'zstd' : 'zlib',
     ...(v3 ? { 'lazy-refcounts': layer.lazyRefcounts } : {}),
@@ -35,10 +35,4 @@ export function describeQcow2(layer: Qcow2Image): ImageInfo {
   info.features = Object.fromEntries(FEATURE_TYPES.map((t) => [t, featureNames(t, masks[t], h.featureTable)])) as Record<FeatureType, string[]>;
   if (h.nbSnapshots) info.snapshots = h.nbSnapshots;
   return info;
-}
-
-/** As QEMU shows it: a plain relative name joined to the naming image's directory; json: and protocols as they are. */
-function fullBackingName(name: string, image: string): string {
-  if (name.startsWith('json:') || isAbsolute(name) || /^[^/]*:/.test(name)) return name;
-  return join(dirname(image), name);
 }

@@ -22,24 +22,6 @@ export const qcowV1 = unreadable('qcow', (h) => h.length >= 8 && h.readUInt32BE(
 
 export const qed = unreadable('qed', (h) => h.length >= 4 && h.readUInt32LE(0) === 0x00444551, 'a QED image');
 
-/** Sparse extents (KDMV version 4, COWD ESX version 3) or a text descriptor. */
-export const vmdk = unreadable(
-  'vmdk',
-  (h) => startsWith(h, 'KDMV') || startsWith(h, 'COWD') || startsWith(h, '# Disk DescriptorFile'),
-  'a VMware disk (vmdk)',
-);
-
-export const vdi = unreadable('vdi', (h) => h.length >= 0x44 && h.readUInt32LE(0x40) === 0xbeda107f, 'a VirtualBox disk (vdi)');
-
-export const vhdx = unreadable('vhdx', (h) => startsWith(h, 'vhdxfile'), 'a Hyper-V disk (vhdx)');
-
-/**
- * "conectix": the footer, which dynamic and differencing VHDs copy to offset
- * 0 and every VHD stores in its last 512 bytes. (QEMU probes only the head,
- * so it takes a fixed VHD for raw; guestlens does not.)
- */
-export const vpc = unreadable('vpc', (h, t) => startsWith(h, 'conectix') || (t !== undefined && t.length >= 512 && startsWith(t.subarray(t.length - 512), 'conectix')), 'a Virtual PC / Azure disk (vhd)');
-
 export const parallels = unreadable(
   'parallels',
   (h) => (startsWith(h, 'WithoutFreeSpace') || startsWith(h, 'WithouFreSpacExt')) && h.length >= 20 && h.readUInt32LE(16) === 2,
