@@ -9,6 +9,7 @@ import { UnsupportedFilesystemError } from '../errors.ts';
 import type { ProbeResult } from '../probe/result.ts';
 import type { Filesystem, FilesystemOpenOptions } from './filesystem.ts';
 import { EXT_TYPES } from './ext/layout.ts';
+import { XFS_TYPES } from './xfs/layout.ts';
 
 export type FilesystemOpener = (source: BlockSource, options?: FilesystemOpenOptions) => Promise<Filesystem>;
 
@@ -32,7 +33,12 @@ const ext: FilesystemDriver = {
   open: async (source, options) => (await import('./ext/index.ts')).openExt(source, options),
 };
 
-export const DRIVERS: readonly FilesystemDriver[] = [ext];
+const xfs: FilesystemDriver = {
+  types: XFS_TYPES,
+  open: async (source, options) => (await import('./xfs/index.ts')).openXfs(source, options),
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext, xfs];
 
 export function driverForType(type: string): FilesystemDriver | undefined {
   return DRIVERS.find((d) => d.types.includes(type));

@@ -9,6 +9,9 @@
 
 export const XFS_SB_MAGIC = 0x58465342; // 'XFSB'
 
+/** The blkid types the driver reads. */
+export const XFS_TYPES = ['xfs'] as const;
+
 /** The superblock occupies the first sector of every AG; only AG 0's is authoritative. */
 export const SB = {
   sb_magicnum: 0,
@@ -517,7 +520,7 @@ export const XLOG_OP_HEADER = {
   oh_flags: 9,
   size: 12,
 } as const;
-export const XLOG_UNMOUNT_TRANS = 0x08;
+export const XLOG_UNMOUNT_TRANS = 0x20;
 
 // ---- the one rule shared with the probe
 
