@@ -4,11 +4,11 @@
  * superblock's after a clean unmount (checked for plausibility as
  * xfs_check_summary_counts does), and the sums over the AG headers when the
  * log was dirty on a lazy-counter filesystem or the superblock's are
- * implausible (xfs_initialize_perag_data). Reading the AGFs is also what
- * makes the kernel hold back the free-space btree blocks beyond their roots
- * (m_allocbt_blks), so those are set aside only in that case. A read-only
- * mount reserves nothing else: set aside are the 4 AGFL blocks plus 4 more
- * per AG (xfs_alloc_set_aside).
+ * implausible (xfs_initialize_perag_data). Reading an AGF is also what
+ * makes the kernel hold back its free-space btree blocks beyond the roots
+ * (m_allocbt_blks), so those are set aside for every AGF mount reads. A
+ * read-only mount reserves nothing else: set aside are the 4 AGFL blocks
+ * plus 4 more per AG (xfs_alloc_set_aside).
  */
 import { toSafeNumber } from '@guestlens/block';
 import type { StatFs } from '../filesystem.ts';
@@ -59,12 +59,40 @@ function plausibleIcount(vol: XfsVolume, icount: bigint): boolean {
   return icount >= BigInt(XFS_INODES_PER_CHUNK) && icount <= max;
 }
 
+/**
+ * m_allocbt_blks as the mount leaves it when it did not sum the AG headers:
+ * with finobt, reflink or rmapbt, mount sets up (and drops again) the per-AG
+ * metadata reservations, which reads every AGF (xfs_ag_resv_init) and so
+ * counts its free-space btree blocks; without them no AGF is read. Mount
+ * ignores an AGF it cannot read and stops reading the rest, and so do we
+ * (with a warning), unless the image is live, where that is worth a retry.
+ */
+async function reservationAllocbtBlocks(vol: XfsVolume): Promise<bigint> {
+  const sb = vol.sb;
+  if (!sb.hasFinobt && !sb.hasReflink && !sb.hasRmapbt) return 0n;
+  let total = 0n;
+  for (let agno = 0; agno < sb.sb_agcount; agno++) {
+    let agf;
+    try {
+      agf = await readAgf(vol, agno);
+    } catch (err) {
+      if (vol.retryable || !(err instanceof Error)) throw err;
+      vol.tolerated.push(`${err.message} (the kernel's mount skips the per-AG reservations from there on, and so does statfs)`);
+      break;
+    }
+    let blocks = agf.agf_btreeblks;
+    if (sb.hasRmapbt) blocks -= agf.agf_rmap_blocks - 1;
+    if (blocks > 0) total += BigInt(blocks);
+  }
+  return total;
+}
+
 /** The counters the kernel starts from after mounting (its in-core superblock). */
 export async function mountCounters(vol: XfsVolume, logClean: boolean): Promise<Counters> {
   const sb = vol.sb;
   const sick = logClean && (sb.sb_fdblocks > BigInt(sb.sb_dblocks) || !plausibleIcount(vol, sb.sb_icount) || sb.sb_ifree > sb.sb_icount);
   if ((sb.hasLazySbCount && !logClean) || sick) return agCounters(vol);
-  return { fdblocks: sb.sb_fdblocks, icount: sb.sb_icount, ifree: sb.sb_ifree, allocbtBlocks: 0n, from: 'superblock' };
+  return { fdblocks: sb.sb_fdblocks, icount: sb.sb_icount, ifree: sb.sb_ifree, allocbtBlocks: await reservationAllocbtBlocks(vol), from: 'superblock' };
 }
 
 export function computeStatfs(vol: XfsVolume, c: Counters, inexactReasons: readonly string[]): StatFs {
