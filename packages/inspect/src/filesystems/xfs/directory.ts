@@ -39,6 +39,15 @@ function context(vol: XfsVolume, inode: Inode): ForkContext {
 /** Which form a (non-local) directory is in. */
 export async function directoryForm(vol: XfsVolume, inode: Inode): Promise<DirectoryForm> {
   if (inode.data.format === FMT.LOCAL) return 'shortform';
+  const key = `form:${inode.ino}`;
+  const cached = vol.parsedDirBlocks.get(key) as { form: DirectoryForm; length: number } | undefined;
+  if (cached) return cached.form;
+  const form = await findForm(vol, inode);
+  vol.parsedDirBlocks.set(key, { form, length: 0 } as { length: number });
+  return form;
+}
+
+async function findForm(vol: XfsVolume, inode: Inode): Promise<DirectoryForm> {
   const ctx = context(vol, inode);
   const geo = dirGeometry(vol);
   const eof = await lastMappedBlock(ctx);
@@ -176,9 +185,8 @@ export async function lookupHashed(vol: XfsVolume, inode: Inode, name: Buffer): 
   const leafMagics = v5 ? [XFS_DIR3_LEAF1_MAGIC, XFS_DIR3_LEAFN_MAGIC] : [XFS_DIR2_LEAF1_MAGIC, XFS_DIR2_LEAFN_MAGIC];
   const found = await descendToLeaf(ctx, geo.leafBlk, geo.fsbCount, m.hash, leafMagics, what);
   if (!found) throw vol.corrupt(`directory inode ${inode.ino}`, inode.byteOffset, 'it has no leaf block');
-  let block = found.block;
   let dablk = found.dablk;
-  let leaf = parseDirLeaf(ctx, block, what);
+  let leaf = await leafAt(ctx, geo, dablk, what, found.block);
   let caseMatch: bigint | undefined;
   const visited = new Set<number>([dablk]);
   for (;;) {
@@ -192,15 +200,29 @@ export async function lookupHashed(vol: XfsVolume, inode: Inode, name: Buffer): 
     }
     // Equal hashes may go on in the next leaf only when this one ended on them.
     if (i < leaf.entries.length || leaf.forw === 0) return caseMatch;
+    const from = leaf.byteOffset;
     dablk = leaf.forw;
-    if (visited.has(dablk) || visited.size > 1024) throw vol.corrupt(what, block.byteOffset, `leaf sibling pointers loop at block ${dablk}`);
+    if (visited.has(dablk) || visited.size > 1024) throw vol.corrupt(what, from, `leaf sibling pointers loop at block ${dablk}`);
     visited.add(dablk);
-    const next = await readDaBlock(ctx, dablk, geo.fsbCount, what);
-    if (!next) throw vol.corrupt(what, block.byteOffset, `its forward pointer names block ${dablk}, a hole`);
-    block = next;
-    leaf = parseDirLeaf(ctx, block, what);
-    if (leaf.entries.length && leaf.entries[0].hashval < m.hash) throw vol.corrupt(what, block.byteOffset, 'leaf blocks are out of hash order');
+    leaf = await leafAt(ctx, geo, dablk, what);
+    if (leaf.entries.length && leaf.entries[0].hashval < m.hash) throw vol.corrupt(what, leaf.byteOffset, 'leaf blocks are out of hash order');
   }
+}
+
+/** A data block's entries by their byte offset (parsed once per volume, through its cache). */
+async function dataBlockEntries(ctx: ForkContext, geo: DirGeometry, db: number): Promise<Map<number, RawDirEntry>> {
+  const { vol, inode } = ctx;
+  const key = `data:${inode.ino}:${db}`;
+  const cached = vol.parsedDirBlocks.get(key) as (Map<number, RawDirEntry> & { length: number }) | undefined;
+  if (cached) return cached;
+  const what = `directory data block ${db} of inode ${inode.ino}`;
+  const block = await readDaBlock(ctx, db * geo.fsbCount, geo.fsbCount, what);
+  if (!block) throw vol.corrupt(`leaf block of directory inode ${inode.ino}`, undefined, `a leaf entry points into data block ${db}, a hole`);
+  const byOffset = new Map<number, RawDirEntry>() as Map<number, RawDirEntry> & { length: number };
+  for (const e of parseDataBlock(vol, block, inode.ino, 'data', what).entries) byOffset.set(e.offset!, e);
+  byOffset.length = byOffset.size;
+  vol.parsedDirBlocks.set(key, byOffset);
+  return byOffset;
 }
 
 /** The data entry a leaf pointer names. */
@@ -209,13 +231,24 @@ async function entryAt(ctx: ForkContext, geo: DirGeometry, address: number): Pro
   const byte = address * 8;
   const db = Math.floor(byte / geo.blockSize);
   const off = byte % geo.blockSize;
-  const what = `directory data block ${db} of inode ${inode.ino}`;
   if (db * geo.fsbCount >= geo.leafBlk) throw vol.corrupt(`leaf block of directory inode ${inode.ino}`, undefined, `a leaf entry points at byte ${byte}, outside the data space`);
-  const block = await readDaBlock(ctx, db * geo.fsbCount, geo.fsbCount, what);
-  if (!block) throw vol.corrupt(`leaf block of directory inode ${inode.ino}`, undefined, `a leaf entry points into data block ${db}, a hole`);
-  const entry = parseDataBlock(vol, block, inode.ino, 'data', what).entries.find((e) => e.offset === off);
-  if (!entry) throw vol.corrupt(what, block.byteOffset, `a leaf entry points at byte ${off}, where no entry starts`);
+  const entry = (await dataBlockEntries(ctx, geo, db)).get(off);
+  if (!entry) throw vol.corrupt(`directory data block ${db} of inode ${inode.ino}`, undefined, `a leaf entry points at byte ${off}, where no entry starts`);
   return entry;
+}
+
+/** A leaf block of a hashed directory, parsed once per volume. */
+async function leafAt(ctx: ForkContext, geo: DirGeometry, dablk: number, what: string, block?: DaBlock): Promise<LeafBlock & { byteOffset: number }> {
+  const { vol, inode } = ctx;
+  const key = `leaf:${inode.ino}:${dablk}`;
+  const cached = vol.parsedDirBlocks.get(key) as (LeafBlock & { byteOffset: number; length: number }) | undefined;
+  if (cached) return cached;
+  block ??= await readDaBlock(ctx, dablk, geo.fsbCount, what);
+  if (!block) throw vol.corrupt(what, undefined, `leaf block ${dablk} is a hole`);
+  const leaf = { ...parseDirLeaf(ctx, block, what), byteOffset: block.byteOffset, length: 0 };
+  leaf.length = leaf.entries.length;
+  vol.parsedDirBlocks.set(key, leaf);
+  return leaf;
 }
 
 /** Look `name` up among already-read entries (short-form and block-form directories). */

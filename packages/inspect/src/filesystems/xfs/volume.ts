@@ -7,7 +7,7 @@
  * sb_agblocks plus AG block), which times the block size is the byte offset.
  * One object, rebuilt on refresh(), so nothing cached survives a refresh.
  */
-import type { BlockSource } from '@guestlens/block';
+import { BoundedLru, type BlockSource } from '@guestlens/block';
 import { BlockCache } from '../blockCache.ts';
 import { checkXfsChecksum } from './checksum.ts';
 import { XfsChecksumError, XfsCorruptError, XfsError } from './errors.ts';
@@ -57,6 +57,12 @@ export class XfsVolume {
   readonly bbPerBlock: number;
   /** Alignment of inode chunks in blocks (the kernel's cluster_align). */
   readonly inodeClusterAlign: number;
+  /**
+   * Directory blocks already parsed for hashed lookups ("kind:inode:block"),
+   * weighed by their entries, so a run of lookups in one big directory
+   * parses each leaf and data block once.
+   */
+  readonly parsedDirBlocks = new BoundedLru<string, { length: number }>(200_000, (v) => v.length + 1);
 
   constructor(
     readonly source: BlockSource,

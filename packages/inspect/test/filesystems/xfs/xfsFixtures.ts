@@ -165,8 +165,8 @@ export async function addKernelExtras(mnt: string, extras: KernelExtras, bigtime
   // A directory that grew and shrank: stale leaf entries and free data space.
   const shrunk = join(dirs, 'shrunk');
   await mkdir(shrunk);
-  for (let i = 0; i < 2000; i++) await writeFile(join(shrunk, `entry-${i}`), '');
-  for (let i = 0; i < 2000; i += 3) await unlink(join(shrunk, `entry-${i}`));
+  for (let i = 0; i < 900; i++) await writeFile(join(shrunk, `entry-${i}`), '');
+  for (let i = 0; i < 900; i += 3) await unlink(join(shrunk, `entry-${i}`));
 
   const frag = join(mnt, 'frag');
   await mkdir(frag);
