@@ -282,18 +282,23 @@ export async function buildKernelImage(variant: Variant): Promise<string> {
 
 /** The mode string of a prototype-file line: type, setuid, setgid, then octal permissions. */
 function protoMode(type: string, mode: number): string {
-  return `${type}${mode & 0o4000 ? 'u' : '-'}${mode & 0o2000 ? 'g' : '-'}${(mode & 0o1777).toString(8).padStart(3, '0')}`;
+  return `${type}${mode & 0o4000 ? 'u' : '-'}${mode & 0o2000 ? 'g' : '-'}${(mode & 0o777).toString(8).padStart(3, '0')}`;
 }
 
 /**
  * A prototype file describing `root` (mkfs.xfs -p): regular files (their
  * bytes from the host), directories, symlinks, devices and fifos. Sockets
- * and hard links have no prototype form and are left out; `extraDirs` adds
- * directories of empty files of the given sizes.
+ * and second names of hard links have no prototype form and are left out,
+ * and so are names with white space and sticky directories; `extraDirs` adds directories of empty
+ * files of the given sizes. `maxSymlink` leaves out longer symlinks:
+ * mkfs.xfs 6.1 writes remote symlink blocks of v5 filesystems without their
+ * header (xfs_repair -n then reports them), which is not a fixture but
+ * damage. Returns the file and the paths (from `root`) it describes.
  */
-export async function protofileOf(root: string, extraDirs: Record<string, number> = {}): Promise<string> {
+export async function protofileOf(root: string, extraDirs: Record<string, number> = {}, maxSymlink = Infinity): Promise<{ proto: string; included: Set<string> }> {
   const lines = ['/dev/null', '0 0', 'd--755 0 0'];
   const seen = new Set<bigint>();
+  const included = new Set<string>();
   const walk = async (dir: string, depth: number) => {
     const names = (await readdir(dir)).sort();
     for (const name of names) {
@@ -303,19 +308,26 @@ export async function protofileOf(root: string, extraDirs: Record<string, number
       const ids = `${st.uid} ${st.gid}`;
       const indent = ' '.repeat(depth);
       if (/\s/.test(name)) continue; // the prototype format splits on whitespace
+      if (mode & 0o1000) continue; // and has no sticky bit
+      const rel = p.slice(root.length);
       switch (mode & 0o170000) {
         case 0o100000:
           if (seen.has(st.ino)) continue;
           seen.add(st.ino);
           lines.push(`${indent}${name} ${protoMode('-', mode)} ${ids} ${p}`);
+          included.add(rel);
           break;
         case 0o040000:
           lines.push(`${indent}${name} ${protoMode('d', mode)} ${ids}`);
+          included.add(rel);
           await walk(p, depth + 1);
           lines.push(`${indent}$`);
           break;
         case 0o120000: {
-          lines.push(`${indent}${name} ${protoMode('l', mode)} ${ids} ${await readlink(p)}`);
+          const target = await readlink(p);
+          if (target.length > maxSymlink) break;
+          lines.push(`${indent}${name} ${protoMode('l', mode)} ${ids} ${target}`);
+          included.add(rel);
           break;
         }
         case 0o020000:
@@ -324,10 +336,12 @@ export async function protofileOf(root: string, extraDirs: Record<string, number
           const major = ((rdev >> 8) & 0xfff);
           const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
           lines.push(`${indent}${name} ${protoMode((mode & 0o170000) === 0o020000 ? 'c' : 'b', mode)} ${ids} ${major} ${minor}`);
+          included.add(rel);
           break;
         }
         case 0o010000:
           lines.push(`${indent}${name} ${protoMode('p', mode)} ${ids}`);
+          included.add(rel);
           break;
         default:
           break;
@@ -346,7 +360,7 @@ export async function protofileOf(root: string, extraDirs: Record<string, number
   lines.push('$');
   const proto = join(dir, 'proto.txt');
   await writeFile(proto, lines.join('\n') + '\n');
-  return proto;
+  return { proto, included };
 }
 
 /** Hash only the data regions of a sparse image (and keep size and mtime), so a 4 TiB image is guarded in seconds. */
