@@ -29,7 +29,10 @@ declare -A debs=(
   [time]=/usr/bin/time
   [strace]=strace              # tests: our fcntl calls against QEMU's
   [busybox]=busybox            # tests: path resolution against a chrooted shell
-  [python3]=python3            # tests: a foreign POSIX lock holder
+  [python3]=python3            # tests: a foreign POSIX lock holder; sparse-aware image digests
+  [attr]=getfattr              # tests: the kernel's extended attributes (XFS)
+  [acl]=setfacl                # tests: POSIX ACLs made through the kernel (XFS)
+  [cryptsetup-bin]=cryptsetup  # tests: LUKS volumes for the probe and df
   [libguestfs-tools]=virt-df   # only for the tests that compare with virt-df
   [libvirt-clients]=virsh      # df -d DOMAIN; tests use libvirt's built-in test:/// driver
 )
