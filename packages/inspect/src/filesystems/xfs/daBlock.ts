@@ -15,6 +15,8 @@ export interface DaBlock {
   linear: number;
   /** Byte offset of the first filesystem block (for error messages). */
   byteOffset: number;
+  /** Where the pieces of the block lie on the device. */
+  pieces: { offset: number; length: number }[];
 }
 
 /**
@@ -30,6 +32,7 @@ export async function readDaBlock(ctx: ForkContext, dablk: number, fsbCount: num
     throw vol.corrupt(what, undefined, `block ${dablk} is partly a hole`);
   }
   const parts: Buffer[] = [];
+  const pieces: { offset: number; length: number }[] = [];
   let pos = dablk;
   let first: number | undefined;
   for (const r of records) {
@@ -40,12 +43,13 @@ export async function readDaBlock(ctx: ForkContext, dablk: number, fsbCount: num
     const linear = vol.fsbToLinear(r.startblock + skip)!;
     first ??= linear;
     parts.push(await vol.readBlocksCached(linear, take));
+    pieces.push({ offset: linear * vol.blockSize, length: take * vol.blockSize });
     pos += take;
     if (pos >= dablk + fsbCount) break;
   }
   if (pos < dablk + fsbCount) throw vol.corrupt(what, undefined, `block ${dablk} is partly a hole`);
   const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  return { buf, linear: first!, byteOffset: first! * vol.blockSize };
+  return { buf, linear: first!, byteOffset: first! * vol.blockSize, pieces };
 }
 
 /**
@@ -56,7 +60,7 @@ export async function readDaBlock(ctx: ForkContext, dablk: number, fsbCount: num
  */
 export function verifyV5Header(vol: XfsVolume, block: DaBlock, owner: number, what: string, offsets: { crc: number; blkno: number; owner: number; uuid: number }): void {
   const b = block.buf;
-  vol.verifyCrc(b, offsets.crc, what, block.byteOffset);
+  vol.verifyCrc(b, offsets.crc, what, block.byteOffset, 0, b.length, block.pieces);
   const bad = (detail: string) => vol.corrupt(what, block.byteOffset, detail);
   if (b.readBigUInt64BE(offsets.blkno) !== BigInt(block.linear * vol.bbPerBlock)) throw bad(`it records disk address ${b.readBigUInt64BE(offsets.blkno)}, not its own`);
   if (b.readBigUInt64BE(offsets.owner) !== BigInt(owner)) throw bad(`it belongs to inode ${b.readBigUInt64BE(offsets.owner)}, not ${owner}`);

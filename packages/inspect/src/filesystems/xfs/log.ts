@@ -28,6 +28,8 @@ export interface LogState {
   clean: boolean;
   headBlk: number;
   tailBlk: number;
+  /** The pass over the log the last record was written in (1 until the log first wraps). */
+  cycle?: number;
   /** Why the state could not be determined (then clean is false). */
   problem?: string;
 }
@@ -35,8 +37,8 @@ export interface LogState {
 class LogReader {
   readonly logBBs: number;
   readonly start: number;
-  private cache = new Map<number, Buffer>();
-  reads = 0;
+  private chunks = new Map<number, Buffer>();
+  private reads = 0;
 
   constructor(
     private readonly vol: XfsVolume,
@@ -46,25 +48,32 @@ class LogReader {
     this.start = startLinear * vol.blockSize;
   }
 
-  /** The 512-byte basic block `bb` of the log. */
-  async block(bb: number): Promise<Buffer> {
+  private budget(): void {
+    if (++this.reads > Math.max(64, this.vol.limits.maxLogScanBlocks / CHUNK_BBS)) throw new Error('log scan budget exceeded');
+  }
+
+  /** The 512-byte basic block `bb` of the log; scans read chunks ahead, a binary search reads single blocks. */
+  async block(bb: number, sequential = true): Promise<Buffer> {
     const chunk = Math.floor(bb / CHUNK_BBS);
-    let buf = this.cache.get(chunk);
-    if (!buf) {
-      if (++this.reads > this.vol.limits.maxLogScanBlocks / CHUNK_BBS) throw new Error('log scan budget exceeded');
-      const first = chunk * CHUNK_BBS;
-      const count = Math.min(CHUNK_BBS, this.logBBs - first);
-      buf = await this.vol.readBytes(this.start + first * BBSIZE, count * BBSIZE);
-      if (this.cache.size > 64) this.cache.clear();
-      this.cache.set(chunk, buf);
+    const cached = this.chunks.get(chunk);
+    if (cached) {
+      const off = (bb - chunk * CHUNK_BBS) * BBSIZE;
+      return cached.subarray(off, off + BBSIZE);
     }
-    const off = (bb - chunk * CHUNK_BBS) * BBSIZE;
+    this.budget();
+    if (!sequential) return this.vol.readBytes(this.start + bb * BBSIZE, BBSIZE);
+    const first = chunk * CHUNK_BBS;
+    const count = Math.min(CHUNK_BBS, this.logBBs - first);
+    const buf = await this.vol.readBytes(this.start + first * BBSIZE, count * BBSIZE);
+    if (this.chunks.size > 64) this.chunks.clear();
+    this.chunks.set(chunk, buf);
+    const off = (bb - first) * BBSIZE;
     return buf.subarray(off, off + BBSIZE);
   }
 
   /** xlog_get_cycle: a record header keeps its cycle in h_cycle; every other block starts with it. */
-  async cycle(bb: number): Promise<number> {
-    const b = await this.block(bb);
+  async cycle(bb: number, sequential = true): Promise<number> {
+    const b = await this.block(bb, sequential);
     return b.readUInt32BE(0) === XLOG_HEADER_MAGIC_NUM ? b.readUInt32BE(XLOG_REC.h_cycle) : b.readUInt32BE(0);
   }
 
@@ -79,7 +88,7 @@ async function findCycleStart(log: LogReader, first: number, last: number, cycle
   let hi = last;
   let mid = Math.floor((lo + hi) / 2);
   while (mid !== lo && mid !== hi) {
-    if ((await log.cycle(mid)) === cycle) hi = mid;
+    if ((await log.cycle(mid, false)) === cycle) hi = mid;
     else lo = mid;
     mid = Math.floor((lo + hi) / 2);
   }
@@ -119,9 +128,9 @@ async function verifyLogRecord(log: LogReader, start: number, last: number, extr
 
 /** xlog_find_zeroed: undefined when the log is written all through, else the first never-written block. */
 async function findZeroed(log: LogReader, totalScan: number, logV2: boolean): Promise<number | undefined> {
-  const firstCycle = await log.cycle(0);
+  const firstCycle = await log.cycle(0, false);
   if (firstCycle === 0) return 0;
-  const lastCycle = await log.cycle(log.logBBs - 1);
+  const lastCycle = await log.cycle(log.logBBs - 1, false);
   if (lastCycle !== 0) return undefined;
   if (firstCycle !== 1) throw new Error('the log is inconsistent: its last block was never written but its first is not of cycle 1');
   let lastBlk = await findCycleStart(log, 0, log.logBBs - 1, 0);
@@ -140,8 +149,8 @@ async function findHead(log: LogReader, logV2: boolean): Promise<number> {
   const zeroed = await findZeroed(log, totalScan, logV2);
   if (zeroed !== undefined) return zeroed;
   const n = log.logBBs;
-  const firstHalf = await log.cycle(0);
-  const lastHalf = await log.cycle(n - 1);
+  const firstHalf = await log.cycle(0, false);
+  const lastHalf = await log.cycle(n - 1, false);
   let headBlk: number;
   let stopOn: number;
   if (firstHalf === lastHalf) {
@@ -210,7 +219,7 @@ export async function inspectLog(vol: XfsVolume): Promise<LogState> {
       const op = await log.block((rec + hblks) % log.logBBs);
       if (op[XLOG_OP_HEADER.oh_flags] & XLOG_UNMOUNT_TRANS) tailBlk = afterRecord;
     }
-    return { clean: headBlk === tailBlk, headBlk, tailBlk };
+    return { clean: headBlk === tailBlk, headBlk, tailBlk, cycle: hdr.readUInt32BE(XLOG_REC.h_cycle) };
   } catch (err) {
     if (err instanceof Error && !('code' in err)) return { clean: false, headBlk: 0, tailBlk: 0, problem: `the log cannot be read: ${err.message}` };
     throw err;

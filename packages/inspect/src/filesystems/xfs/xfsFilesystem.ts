@@ -1,11 +1,13 @@
 /**
  * The XFS driver (v4 and v5) behind the Filesystem interface. Opening reads
  * and checks the primary superblock and the root inode and finds out
- * whether the log needs recovery, as mount does. Everything else is read on
- * demand through the metadata cache. A log that needs recovery is not
- * replayed: the image is read as it is on disk and statfs says it is not
- * the kernel's figure, and why. refresh() throws everything away and opens
- * again.
+ * whether the log needs recovery, as mount does. When it does, the log is
+ * replayed in memory and everything, superblock included, is read through
+ * the replayed view of the device, as the kernel sees it after mounting;
+ * what mount would do beyond replay (finishing intents, freeing unlinked
+ * inodes) makes statfs say it is not exact, and why. Everything else is
+ * read on demand through the metadata cache. refresh() throws everything
+ * away and opens again.
  */
 import { BoundedLru, type BlockSource } from '@guestlens/block';
 import { decodeName, nameCandidates } from '../names.ts';
@@ -20,6 +22,8 @@ import { DIFLAG, SB_PROBE_BYTES } from './layout.ts';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, deviceNumber, fileTypeOfMode, inodeNumber, readInode, type Inode } from './inode.ts';
 import { inodeChunks } from './inodeBtree.ts';
 import { inspectLog, type LogState } from './log.ts';
+import { LogFormatError } from './logRecords.ts';
+import { replayLog, type ReplayOutcome } from './logReplay.ts';
 import { computeStatfs, mountCounters, type Counters } from './statfs.ts';
 import { formatUuid, parseSuperblock } from './superblock.ts';
 import { readSymlinkTarget } from './symlink.ts';
@@ -30,12 +34,19 @@ export interface XfsOpenOptions {
   /** The image may be written while we read (a running guest): checksum and consistency errors are marked retryable. */
   live?: boolean;
   limits?: Partial<XfsLimits>;
+  /**
+   * Replay the log in memory when it needs recovery (default true, as mount
+   * does). False shows the device as it is, and statfs says it is inexact.
+   */
+  replayLog?: boolean;
 }
 
 /** What opening found out about mount-time work. */
 export interface XfsMountState {
   /** The log state (undefined with an external log). */
   log?: LogState;
+  /** The log needed recovery and was replayed in memory: what replay did. */
+  replay?: Omit<ReplayOutcome, 'source' | 'inexact'>;
   /** Reasons statfs is not exact. */
   inexactReasons: string[];
 }
@@ -101,7 +112,7 @@ export class XfsFilesystem implements Filesystem {
     const sectsize = raw.length >= 104 ? raw.readUInt16BE(102) : 512;
     if (sectsize > SB_PROBE_BYTES && sectsize <= 32768 && sectsize <= source.size) raw = await source.read(0, sectsize);
     const sb = parseSuperblock(raw, source.name, source.size, { retryable });
-    const vol = new XfsVolume(source, sb, retryable, limits);
+    let vol = new XfsVolume(source, sb, retryable, limits);
     const mount: XfsMountState = { inexactReasons: [] };
 
     if (sb.sb_logstart === 0) {
@@ -110,7 +121,22 @@ export class XfsFilesystem implements Filesystem {
       mount.log = await inspectLog(vol);
       if (mount.log.problem) mount.inexactReasons.push(`${mount.log.problem}; the kernel would refuse to mount it or replay it first`);
       else if (!mount.log.clean) {
-        mount.inexactReasons.push('the log needs recovery (the filesystem was not unmounted cleanly); the kernel replays it at mount, guestlens shows the blocks as they are on disk');
+        const notReplayed = 'the log needs recovery (the filesystem was not unmounted cleanly); the kernel replays it at mount, guestlens shows the blocks as they are on disk';
+        if (this.options.replayLog === false) mount.inexactReasons.push(`${notReplayed} (replay was turned off)`);
+        else {
+          try {
+            const { source: replayed, inexact, ...outcome } = await replayLog(vol, mount.log, { maxLogBytes: limits.maxReplayBytes });
+            let rawAfter = await replayed.read(0, Math.max(SB_PROBE_BYTES, sb.sb_sectsize));
+            const sbAfter = parseSuperblock(rawAfter, source.name, source.size, { retryable, skipCrc: replayed.touched(0, sb.sb_sectsize) });
+            rawAfter = Buffer.alloc(0);
+            vol = new XfsVolume(replayed, sbAfter, retryable, limits);
+            mount.replay = outcome;
+            mount.inexactReasons.push(...inexact);
+          } catch (err) {
+            if (!(err instanceof LogFormatError)) throw err;
+            mount.inexactReasons.push(`${notReplayed}; its replay failed: ${err.message}`);
+          }
+        }
       }
     }
     if (sb.sb_rblocks > 0) mount.inexactReasons.push('the filesystem has a realtime device, which guestlens does not read');
