@@ -64,7 +64,7 @@ export class LogDevice {
  * extension headers as the payload needs (not as the record was sized), then
  * of the packed payload.
  */
-function recordChecksum(header: Buffer, extHeaders: Buffer, payload: Buffer): number {
+export function recordChecksum(header: Buffer, extHeaders: Buffer, payload: Buffer): number {
   let c = crc32c(0xffffffff, header, 0, XLOG_REC.h_crc);
   c = crc32c(c, ZERO4);
   c = crc32c(c, header, XLOG_REC.h_crc + 4, REC_HEADER_SIZE);

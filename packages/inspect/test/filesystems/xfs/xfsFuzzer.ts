@@ -18,6 +18,7 @@ import { UnsafeNumberError } from '@guestlens/block';
 import { FilesystemError } from '../../../src/filesystems/errors.ts';
 import { XfsFilesystem } from '../../../src/filesystems/xfs/index.ts';
 import { xfsChecksum } from '../../../src/filesystems/xfs/checksum.ts';
+import { recordChecksum } from '../../../src/filesystems/xfs/logRecords.ts';
 import { mapFork } from '../../../src/filesystems/xfs/bmap.ts';
 import { readInode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode } from '../../../src/filesystems/xfs/inode.ts';
 import { AGF, AGF_SECTOR, AGI, AGI_SECTOR, BTREE, DINODE, FMT } from '../../../src/filesystems/xfs/layout.ts';
@@ -32,7 +33,7 @@ import { SMALL_FS_ENV, pseudoRandom } from './xfsFixtures.ts';
 
 export { MemorySource };
 
-export type RegionKind = 'superblock' | 'AGF' | 'AGI' | 'inode btree block' | 'inode' | 'bmap btree block' | 'directory block' | 'attribute block' | 'remote block' | 'log';
+export type RegionKind = 'superblock' | 'AGF' | 'AGI' | 'inode btree block' | 'inode' | 'bmap btree block' | 'directory block' | 'attribute block' | 'remote block' | 'log' | 'log record';
 
 export interface Region {
   kind: RegionKind;
@@ -40,6 +41,8 @@ export interface Region {
   length: number;
   /** Where the CRC of this structure lives (from `offset`), on v5. */
   crcOffset?: number;
+  /** A log record: header blocks, then the payload of `payload` bytes (its CRC covers both). */
+  record?: { hblks: number; payload: number };
 }
 
 export interface FuzzImage {
@@ -82,8 +85,23 @@ async function findRegions(name: string, data: Buffer): Promise<Region[]> {
   }
   const logStart = vol.fsbToLinear(sb.sb_logstart);
   if (logStart !== undefined) {
-    const head = fs.mountState.log?.headBlk ?? 0;
+    const state = fs.mountState.log;
+    const head = state?.headBlk ?? 0;
     for (const bb of [0, 1, Math.max(0, head - 1), Math.max(0, head - 2), head]) regions.push({ kind: 'log', offset: logStart * bs + bb * 512, length: 512 });
+    // The records a replay reads, each a region whose CRC can be restamped.
+    if (state && !state.clean) {
+      const logBBs = sb.sb_logblocks * vol.bbPerBlock;
+      for (let blk = state.tailBlk, n = 0; blk !== head && n < 200; n++) {
+        const at = logStart * bs + blk * 512;
+        const len = data.readUInt32BE(at + 12);
+        const size = data.readUInt32BE(at + 320);
+        const hblks = size > 32768 ? Math.ceil(size / 32768) : 1;
+        const bbs = hblks + Math.ceil(len / 512);
+        if (blk + bbs > logBBs || len === 0) break; // a wrapped record: keep the corpus simple
+        regions.push({ kind: 'log record', offset: at, length: bbs * 512, record: { hblks, payload: len } });
+        blk = (blk + bbs) % logBBs;
+      }
+    }
   }
   const seen = new Set<number>();
   const visit = async (ino: number, depth: number) => {
@@ -172,6 +190,13 @@ function mutate(data: Buffer, region: Region, rng: Prng): { offset: number; save
 
 /** Recompute the CRC of a mutated v5 structure, so the damage is found by the checks behind the CRC. */
 function restamp(data: Buffer, region: Region): void {
+  if (region.record) {
+    const { hblks, payload } = region.record;
+    const rec = data.subarray(region.offset, region.offset + region.length);
+    const sum = recordChecksum(rec.subarray(0, 512), rec.subarray(512, hblks * 512), rec.subarray(hblks * 512, hblks * 512 + payload));
+    rec.writeUInt32LE(sum, 32);
+    return;
+  }
   if (region.crcOffset === undefined) return;
   const block = data.subarray(region.offset, region.offset + region.length);
   if (region.crcOffset + 4 > block.length) return;
@@ -304,20 +329,30 @@ async function fill(dir: string, kernel: boolean): Promise<void> {
 /** The corpus: small v5 and v4 images (v5 filled by the kernel when loop mounts work). */
 export async function buildFuzzImages(options: { kernel: boolean }): Promise<FuzzImage[]> {
   const dir = scratchDir('xfs-fuzz');
-  const specs: { name: string; args: string[]; v5: boolean }[] = [
+  const specs: { name: string; args: string[]; v5: boolean; dirty?: boolean }[] = [
     { name: 'xfs-v5', args: [], v5: true },
     { name: 'xfs-v5-1k-rmapbt', args: ['-b', 'size=1024', '-m', 'rmapbt=1'], v5: true },
     { name: 'xfs-v4', args: ['-m', 'crc=0'], v5: false },
+    { name: 'xfs-v5-log-needs-recovery', args: [], v5: true, dirty: true },
   ];
   const images: FuzzImage[] = [];
   for (const spec of specs) {
+    if (spec.dirty && !options.kernel) continue;
     const path = join(dir, `${spec.name}.img`);
     await sh('truncate', ['-s', '32M', path]);
     if (spec.v5 && options.kernel) {
       await sh('mkfs.xfs', ['-q', '-f', ...spec.args, path], { env: SMALL_FS_ENV });
       const m = await mountImage(path, { readWrite: true, options: ['allocsize=4096'] });
       try {
+        if (spec.dirty) {
+          await writeFile(join(m.dir, 'doomed'), pseudoRandom(1 << 20, 1));
+          await sh('sync', ['-f', m.dir]);
+        }
         await fill(m.dir, true);
+        if (spec.dirty) {
+          await rm(join(m.dir, 'doomed'));
+          await sh('xfs_io', ['-x', '-c', 'shutdown -f', m.dir]);
+        }
       } finally {
         await m.unmount();
       }
