@@ -1,17 +1,18 @@
 /**
  * Longer mutation fuzzing of the XFS driver than the test suite runs.
- *   pnpm exec tsx scripts/fuzz-xfs.ts [--cases N] [--seed S]
+ *   pnpm exec tsx scripts/fuzz-xfs.ts [--cases N] [--seed S] [--kinds 'log record,inode']
  * Builds the same corpus as packages/inspect/test/filesystems/xfs/xfs-fuzz.test.ts
  * (v5 images are filled through a loop mount when this runs as root with loop
  * devices, else by prototype files), prints statistics, and exits 1 with the
  * reproducing seed of every case that failed with anything but a typed error.
  */
 import { parseArgs } from 'node:util';
-import { buildFuzzImages, runFuzz } from '../packages/inspect/test/filesystems/xfs/xfsFuzzer.ts';
+import { buildFuzzImages, runFuzz, type RegionKind } from '../packages/inspect/test/filesystems/xfs/xfsFuzzer.ts';
 import { loopMountUnavailable, unmountAll } from '../test/support/kernel.ts';
 import { removeScratch } from '../test/support/scratch.ts';
 
-const { values } = parseArgs({ options: { cases: { type: 'string', default: '50000' }, seed: { type: 'string', default: String(Date.now() % 2 ** 31) } } });
+const { values } = parseArgs({ options: { cases: { type: 'string', default: '50000' }, seed: { type: 'string', default: String(Date.now() % 2 ** 31) }, kinds: { type: 'string' } } });
+const kinds = values.kinds ? (values.kinds.split(',').map((k) => k.trim()) as RegionKind[]) : undefined;
 const cases = Number(values.cases);
 const seed = Number(values.seed);
 
@@ -24,7 +25,7 @@ try {
   let failed = 0;
   const chunk = 1000;
   for (let done = 0; done < cases; done += chunk) {
-    const { failures, stats } = await runFuzz(images, Math.min(chunk, cases - done), (seed + done * 7919) >>> 0);
+    const { failures, stats } = await runFuzz(images, Math.min(chunk, cases - done), (seed + done * 7919) >>> 0, kinds);
     for (const f of failures) {
       failed++;
       console.log(`FAIL ${f.image} seed ${f.seed} ${f.region}: ${(f.error as Error)?.stack ?? String(f.error)}`);

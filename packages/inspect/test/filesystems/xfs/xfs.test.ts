@@ -13,7 +13,7 @@ import { RawFileSource } from '@guestlens/qcow2-js';
 import { XfsFilesystem } from '../../../src/filesystems/xfs/index.ts';
 import { directoryForm } from '../../../src/filesystems/xfs/directory.ts';
 import { readInode } from '../../../src/filesystems/xfs/inode.ts';
-import { FMT, XFS_ATTR3_LEAF_MAGIC, XFS_ATTR_LEAF_MAGIC, XFS_DA3_NODE_MAGIC, XFS_DA_NODE_MAGIC } from '../../../src/filesystems/xfs/layout.ts';
+import { DIFLAG2, FMT, XFS_ATTR3_LEAF_MAGIC, XFS_ATTR_LEAF_MAGIC, XFS_DA3_NODE_MAGIC, XFS_DA_NODE_MAGIC } from '../../../src/filesystems/xfs/layout.ts';
 import { readDaBlock } from '../../../src/filesystems/xfs/daBlock.ts';
 import { daMagic } from '../../../src/filesystems/xfs/daTree.ts';
 import { sh } from '../../../../../test/support/run.ts';
@@ -111,6 +111,10 @@ describe('xfs driver: statfs, file tree, times, xattrs and extents equal the ker
           assert.equal((await readInode(vol, paths.get('/xattrs/leaf')!)).attr!.format, FMT.EXTENTS);
           assert.equal(await attrBlock0Magic(fs, paths.get('/xattrs/leaf')!), vol.sb.hasCrc ? XFS_ATTR3_LEAF_MAGIC : XFS_ATTR_LEAF_MAGIC, 'leaf-form attributes');
           assert.equal(await attrBlock0Magic(fs, paths.get('/xattrs/node')!), vol.sb.hasCrc ? XFS_DA3_NODE_MAGIC : XFS_DA_NODE_MAGIC, 'node-form attributes');
+          if (variant.mkfsArgs.some((a) => a.includes('nrext64=1'))) {
+            const flagged = await readInode(vol, paths.get('/frag/holes')!);
+            assert.ok(flagged.di_flags2 & DIFLAG2.NREXT64, 'inodes do not use the large extent counters: nrext64 is not covered');
+          }
           if (variant.extras.spreadDirs) {
             const big = [...paths.values()].filter((ino) => ino > 2 ** 32);
             assert.ok(big.length > 0, 'no inode number above 2^32');

@@ -265,15 +265,16 @@ export interface FuzzFailure {
 }
 
 /** Run `cases` mutation cases over the images, round-robin. */
-export async function runFuzz(images: FuzzImage[], cases: number, seed: number): Promise<{ failures: FuzzFailure[]; stats: FuzzStats }> {
+export async function runFuzz(images: FuzzImage[], cases: number, seed: number, onlyKinds?: readonly RegionKind[]): Promise<{ failures: FuzzFailure[]; stats: FuzzStats }> {
   const failures: FuzzFailure[] = [];
   const stats: FuzzStats = { cases: 0, opened: 0, errorsByCode: {}, byKind: {} };
-  for (let i = 0; i < cases; i++) {
+  const pool = onlyKinds ? images.filter((img) => img.regions.some((r) => onlyKinds.includes(r.kind))) : images;
+  for (let i = 0; i < cases && pool.length; i++) {
     const caseSeed = (seed + i * 7919) >>> 0;
     const rng = new Prng(caseSeed);
-    const img = images[i % images.length];
+    const img = pool[i % pool.length];
     // Pick the kind of structure first, so the few superblock and AG header regions get their share.
-    const kinds = [...new Set(img.regions.map((r) => r.kind))];
+    const kinds = [...new Set(img.regions.map((r) => r.kind))].filter((k) => !onlyKinds || onlyKinds.includes(k));
     const kind = kinds[rng.below(kinds.length)];
     const ofKind = img.regions.filter((r) => r.kind === kind);
     const region = ofKind[rng.below(ofKind.length)];
