@@ -164,7 +164,9 @@ async function findHead(log: LogReader, logV2: boolean): Promise<number> {
     const found = await findBlockWithCycle(log, headBlk - totalScan, totalScan, stopOn);
     if (found !== -1) headBlk = found;
   } else {
-    const found = await findBlockWithCycle(log, n - (totalScan - headBlk), totalScan - headBlk, stopOn - 1);
+    // The end of the log, wrapping back from the head (never more of it than the log has).
+    const start = Math.max(headBlk, n - (totalScan - headBlk));
+    const found = await findBlockWithCycle(log, start, n - start, stopOn - 1);
     if (found !== -1) {
       headBlk = found;
     } else {
@@ -179,7 +181,7 @@ async function findHead(log: LogReader, logV2: boolean): Promise<number> {
   } else {
     const backed = await verifyLogRecord(log, 0, headBlk, 0, logV2);
     if (backed === -1) {
-      const start = n - (recScan - headBlk);
+      const start = Math.max(headBlk, n - (recScan - headBlk));
       const wrapped = await verifyLogRecord(log, start, n, headBlk, logV2);
       if (wrapped === -1) throw new Error('no log record header before the head');
       if (wrapped !== n) headBlk = wrapped;

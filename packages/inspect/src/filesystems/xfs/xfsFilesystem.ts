@@ -126,9 +126,9 @@ export class XfsFilesystem implements Filesystem {
         else {
           try {
             const { source: replayed, inexact, ...outcome } = await replayLog(vol, mount.log, { maxLogBytes: limits.maxReplayBytes });
-            let rawAfter = await replayed.read(0, Math.max(SB_PROBE_BYTES, sb.sb_sectsize));
+            // Recovery may have rewritten the superblock too: everything is read again through the replayed view.
+            const rawAfter = await replayed.read(0, Math.max(SB_PROBE_BYTES, sb.sb_sectsize));
             const sbAfter = parseSuperblock(rawAfter, source.name, source.size, { retryable, skipCrc: replayed.touched(0, sb.sb_sectsize) });
-            rawAfter = Buffer.alloc(0);
             vol = new XfsVolume(replayed, sbAfter, retryable, limits);
             mount.replay = outcome;
             mount.inexactReasons.push(...inexact);
