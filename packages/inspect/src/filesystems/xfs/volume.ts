@@ -30,7 +30,7 @@ export interface XfsLimits {
   maxExtentsPerCall: number;
   /** Most 512-byte log blocks read to find its head and tail (a hostile log cannot make us read all of a 2 GiB log). */
   maxLogScanBlocks: number;
-  /** Most bytes of log records replayed (held in memory while replaying). */
+  /** Most bytes of log records replayed (held in memory, about twice over, while replaying). */
   maxReplayBytes: number;
 }
 
@@ -42,7 +42,7 @@ export const DEFAULT_LIMITS: XfsLimits = {
   maxBtreeBlocksPerMap: 1_000_000,
   maxExtentsPerCall: 4_000_000,
   maxLogScanBlocks: 1 << 17,
-  maxReplayBytes: 256 * 1024 * 1024,
+  maxReplayBytes: 128 * 1024 * 1024,
 };
 
 /** The alignment of inode chunks (xfs_ialloc_setup_geometry): sb_inoalignmt when it covers an inode cluster. */
