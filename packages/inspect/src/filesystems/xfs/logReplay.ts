@@ -84,6 +84,8 @@ const ILOG_AFORK = ILOG.ADATA | ILOG.AEXT | ILOG.ABROOT;
 const INODE_LOG_FORMAT_64 = 56;
 const INODE_LOG_FORMAT_32 = 52;
 const DI_MAX_FLUSH = 0xffff;
+/** No XFS buffer is larger than a 64 KiB directory block: twice that bounds what a logged buffer may claim. */
+const MAX_BUFFER_BBS = (2 * 65536) / 512;
 
 export interface ReplayOutcome {
   source: ReplayedSource;
@@ -159,7 +161,10 @@ class Replayer {
   readonly counts = { buffers: 0, inodes: 0, icreates: 0, cancelled: 0 };
   readonly inexact: string[] = [];
 
-  constructor(private readonly vol: XfsVolume) {
+  constructor(
+    private readonly vol: XfsVolume,
+    private readonly maxOverlayBytes: number,
+  ) {
     this.source = new ReplayedSource(vol.source);
   }
 
@@ -170,6 +175,8 @@ class Replayer {
   private async readDaddr(daddr: bigint, len: number, what: string): Promise<Buffer> {
     const totalBBs = BigInt(this.vol.sb.sb_dblocks) * BigInt(this.vol.bbPerBlock);
     if (daddr < 0n || len <= 0 || daddr + BigInt(len) > totalBBs) throw new LogFormatError(`${what} at disk address ${daddr} (${len} sectors) lies outside the filesystem`);
+    if (len > MAX_BUFFER_BBS) throw new LogFormatError(`${what} of ${len} sectors is larger than any XFS buffer`);
+    if ((this.source.replayedBlocks + len) * BB > this.maxOverlayBytes) throw new LogFormatError(`the log rewrites more than ${this.maxOverlayBytes} bytes of the filesystem, over the replay limit`);
     return this.source.read(Number(daddr) * BB, len * BB);
   }
 
@@ -588,7 +595,7 @@ export async function replayLog(vol: XfsVolume, state: LogState, limits: ReplayL
   const startLinear = vol.fsbToLinear(vol.sb.sb_logstart)!;
   const dev = new LogDevice(vol, startLinear, limits.maxLogBytes);
   const scan = await readLogRecords(vol, dev, state.tailBlk, state.headBlk);
-  const replayer = new Replayer(vol);
+  const replayer = new Replayer(vol, limits.maxLogBytes);
   if (scan.tornAt !== undefined) {
     // xlog_verify_head: a bad record among the last few (at most 8 in-core logs of 256 KiB) is a torn write; earlier, corruption.
     const distance = (state.headBlk - scan.tornAt + dev.logBBs) % dev.logBBs;
