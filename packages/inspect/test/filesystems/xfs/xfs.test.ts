@@ -112,6 +112,10 @@ describe('xfs driver: statfs, file tree, times, xattrs and extents equal the ker
           assert.equal((await readInode(vol, paths.get('/xattrs/leaf')!)).attr!.format, FMT.EXTENTS);
           assert.equal(await attrBlock0Magic(fs, paths.get('/xattrs/leaf')!), vol.sb.hasCrc ? XFS_ATTR3_LEAF_MAGIC : XFS_ATTR_LEAF_MAGIC, 'leaf-form attributes');
           assert.equal(await attrBlock0Magic(fs, paths.get('/xattrs/node')!), vol.sb.hasCrc ? XFS_DA3_NODE_MAGIC : XFS_DA_NODE_MAGIC, 'node-form attributes');
+          if (variant.extras.interleavedAppends) {
+            const ia = await fs.extents!(paths.get('/frag/interleaved-a')!);
+            assert.ok(mergeExtents(ia).length > 10, `interleaved appends left only ${mergeExtents(ia).length} extents: the fixture does not fragment`);
+          }
           if (variant.mkfsArgs.some((a) => a.includes('nrext64=1'))) {
             const flagged = await readInode(vol, paths.get('/frag/holes')!);
             assert.ok(flagged.di_flags2 & DIFLAG2.NREXT64, 'inodes do not use the large extent counters: nrext64 is not covered');
