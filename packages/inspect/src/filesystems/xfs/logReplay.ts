@@ -216,7 +216,7 @@ class Replayer {
     const buf = this.source.peek(daddr, len);
     if (!buf) return;
     const loc = lsnLocation(buf);
-    if (!loc || loc.sb || buf.readUInt16BE(0) === XFS_DINODE_MAGIC) return;
+    if (!loc || buf.readUInt16BE(0) === XFS_DINODE_MAGIC) return;
     buf.writeBigUInt64BE(lsn, loc.lsn);
     this.source.write(daddr, buf);
   }

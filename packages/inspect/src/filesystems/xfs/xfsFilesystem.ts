@@ -133,8 +133,10 @@ export class XfsFilesystem implements Filesystem {
             mount.replay = outcome;
             mount.inexactReasons.push(...inexact);
           } catch (err) {
-            if (!(err instanceof LogFormatError)) throw err;
-            mount.inexactReasons.push(`${notReplayed}; its replay failed: ${err.message}`);
+            // A log guestlens cannot replay (damaged, too big, written by a big-endian machine): the device as it is, said to be inexact.
+            if (err instanceof LogFormatError) mount.inexactReasons.push(`${notReplayed}; its replay failed: ${err.message}`);
+            else if (err instanceof XfsError && err.code === 'EOPNOTSUPP') mount.inexactReasons.push(`${notReplayed}; ${err.detail}`);
+            else throw err;
           }
         }
       }
