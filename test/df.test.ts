@@ -163,17 +163,20 @@ describe('guestlens df (kernel oracle)', function () {
 describe('guestlens df: what it cannot read is said, not hidden', function () {
   this.timeout(300000);
 
-  it('reports a filesystem without a driver on stderr and exits 3, still printing the others', async () => {
+  it('reports a volume it cannot read (LUKS) on stderr and exits 3, still printing the others', async () => {
     const disk = await buildDisk('partial', 'gpt', [
       { sizeMiB: 16, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F'] } },
-      { sizeMiB: 320, content: { mkfs: 'mkfs.xfs', args: ['-q', '-f'] } },
+      {
+        sizeMiB: 32,
+        content: { mkfs: 'cryptsetup', args: ['luksFormat', '-q', '--type', 'luks2', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', '/dev/zero', '--keyfile-size', '32'] },
+      },
     ]);
     const image = await toQcow2(disk.raw);
     const r = await guardImages([image], () => guestlens(['df', image]));
     assert.equal(r.exitCode, 3, r.stderr);
     assert.match(r.stdout, /partial\.qcow2:\/dev\/sda1 /);
     assert.doesNotMatch(r.stdout, /sda2/);
-    assert.match(r.stderr, /partial\.qcow2: \/dev\/sda2: .*xfs/);
+    assert.match(r.stderr, /partial\.qcow2: \/dev\/sda2: .*LUKS/);
   });
 
   it('reports a corrupt ext filesystem with the device and reason, exit 3', async () => {

@@ -162,6 +162,13 @@ export interface TreeNode {
   mtimeSec: number;
   target?: string;
   sha256?: string;
+  /** With `times`: atime, mtime, ctime and birth time as nanoseconds since the epoch (decimal strings); birth time only where the kernel reports one. */
+  atimeNs?: string;
+  mtimeNs?: string;
+  ctimeNs?: string;
+  btimeNs?: string;
+  /** With `devices`: "major:minor" of character and block devices. */
+  rdev?: string;
 }
 
 function typeOfMode(mode: number): FileType {
@@ -198,6 +205,17 @@ export interface WalkOptions {
   exclude?: string[];
   /** Skip hashing files larger than this (their size is still compared). */
   maxHashBytes?: number;
+  /** Also compare all four timestamps to the nanosecond (the birth time only when `birthTime` is set too). */
+  times?: boolean;
+  /** With `times`: the filesystem keeps a birth time (statx btime) to compare. */
+  birthTime?: boolean;
+  /** Also compare device numbers of character and block devices. */
+  devices?: boolean;
+}
+
+/** A timestamp as nanoseconds since the epoch, in decimal. */
+function nsOf(t: { sec: number; nsec: number }): string {
+  return String(BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec));
 }
 
 /** Walk a mounted tree: every entry with its type, mode, size, owner, link target and content hash; sorted by path. */
@@ -216,8 +234,16 @@ export async function walkMounted(root: string, options: WalkOptions = {}): Prom
       gid: Number(st.gid),
       nlink: Number(st.nlink),
       blocks: Number(st.blocks),
-      mtimeSec: Number(st.mtimeMs / 1000n),
+      // st_mtime is the floor of the time (tv_sec of a timespec whose tv_nsec is never negative), also before 1970.
+      mtimeSec: Number((st.mtimeNs - (((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n)) / 1_000_000_000n),
     };
+    if (options.times) {
+      node.atimeNs = String(st.atimeNs);
+      node.mtimeNs = String(st.mtimeNs);
+      node.ctimeNs = String(st.ctimeNs);
+      if (options.birthTime) node.btimeNs = String(st.birthtimeNs);
+    }
+    if (options.devices && (node.type === 'chardev' || node.type === 'blockdev')) node.rdev = `${Number(st.rdev) >> 8 & 0xfff}:${(Number(st.rdev) & 0xff) | ((Number(st.rdev) >> 12) & 0xfff00)}`;
     if (node.type === 'symlink') node.target = await readlink(abs);
     if (node.type === 'file' && node.size <= (options.maxHashBytes ?? Infinity)) node.sha256 = await hashFile(abs);
     out.push(node);
@@ -245,6 +271,13 @@ export async function walkDriver(fs: Filesystem, options: WalkOptions = {}): Pro
   const visit = async (rel: string, ino: number) => {
     const st = await fs.getattr(ino);
     const node = treeNodeOf(rel, st);
+    if (options.times) {
+      node.atimeNs = nsOf(st.atime);
+      node.mtimeNs = nsOf(st.mtime);
+      node.ctimeNs = nsOf(st.ctime);
+      if (options.birthTime && st.crtime) node.btimeNs = nsOf(st.crtime);
+    }
+    if (options.devices && st.rdev) node.rdev = `${st.rdev.major}:${st.rdev.minor}`;
     if (st.type === 'symlink') node.target = await fs.readlink(ino);
     if (st.type === 'file' && st.size <= (options.maxHashBytes ?? Infinity)) {
       const h = createHash('sha256');

@@ -45,6 +45,7 @@ export type {
 } from './filesystems/filesystem.ts';
 export { FilesystemError, FilesystemCorruptError, FilesystemChecksumError, FilesystemUnsupportedError, type FilesystemErrorCode } from './filesystems/errors.ts';
 export { openExt } from './filesystems/ext/index.ts';
+export { openXfs } from './filesystems/xfs/index.ts';
 
 export * from './errors.ts';
 

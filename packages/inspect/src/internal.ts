@@ -4,6 +4,7 @@
  */
 export { ExtFilesystem, type ExtMountState, type ExtOpenOptions } from './filesystems/ext/extFilesystem.ts';
 export { ExtError, ExtCorruptError, ExtChecksumError, ExtUnsupportedError } from './filesystems/ext/errors.ts';
+export { XfsFilesystem, type XfsMountState, type XfsOpenOptions } from './filesystems/xfs/xfsFilesystem.ts';
 export { assembleGuest, type AssembledGuest } from './guest/worklist.ts';
 export { LivenessWatch } from './guest/liveness.ts';
 export { BlockCache } from './filesystems/blockCache.ts';

@@ -10,6 +10,7 @@ import type { ProbeResult } from '../probe/result.ts';
 import type { Filesystem, FilesystemOpenOptions } from './filesystem.ts';
 import { EXT_TYPES } from './ext/layout.ts';
 import { FAT_TYPES } from './fat/layout.ts';
+import { XFS_TYPES } from './xfs/layout.ts';
 
 export type FilesystemOpener = (source: BlockSource, options?: FilesystemOpenOptions) => Promise<Filesystem>;
 
@@ -53,7 +54,12 @@ const btrfs: FilesystemDriver = {
   },
 };
 
-export const DRIVERS: readonly FilesystemDriver[] = [ext, fat, ntfs, btrfs];
+const xfs: FilesystemDriver = {
+  types: XFS_TYPES,
+  open: async (source, options) => (await import('./xfs/index.ts')).openXfs(source, options),
+};
+
+export const DRIVERS: readonly FilesystemDriver[] = [ext, xfs, fat, ntfs, btrfs];
 
 export function driverForType(type: string): FilesystemDriver | undefined {
   return DRIVERS.find((d) => d.types.includes(type));

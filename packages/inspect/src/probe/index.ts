@@ -6,6 +6,7 @@
 import type { BlockSource } from '@guestlens/block';
 import { probeBtrfs } from './btrfs.ts';
 import { probeExt } from './ext.ts';
+import { probeLuks } from './luks.ts';
 import { probeLvm2 } from './lvm2.ts';
 import { probeNtfs } from './ntfs.ts';
 import { ProbeReader } from './reader.ts';
@@ -19,7 +20,7 @@ export { extTypeFromFeatures } from './ext.ts';
 
 type Prober = (r: ProbeReader) => Promise<ProbeResult | undefined>;
 
-const PROBERS: Prober[] = [probeLvm2, probeExt, probeXfs, probeBtrfs, probeNtfs, probeVfat, probeSwap];
+const PROBERS: Prober[] = [probeLuks, probeLvm2, probeExt, probeXfs, probeBtrfs, probeNtfs, probeVfat, probeSwap];
 
 /** Identify the filesystem (or volume member, or swap) on `source`, as `blkid -p` would. */
 export async function probeFilesystem(source: BlockSource): Promise<ProbeResult> {

@@ -122,6 +122,23 @@ describe('probe: filesystems against blkid -p', function () {
     await assertLikeBlkid(plain, 'xfs');
   });
 
+  it('LUKS1 and LUKS2 (cryptsetup luksFormat), LUKS2 with a label, and LUKS2 found by its secondary header', async function () {
+    const luks = async (name: string, args: string[]) => {
+      const path = await blankImage(dir, name, 32 * MiB);
+      await sh('cryptsetup', ['luksFormat', '-q', '--pbkdf-force-iterations', '1000', ...args, path, '-'], { input: 'not a secret' });
+      return path;
+    };
+    const one = await luks('luks1.img', ['--type', 'luks1']);
+    assert.equal((await assertLikeBlkid(one, 'crypto_LUKS')).version, '1');
+    const two = await luks('luks2.img', ['--type', 'luks2', '--pbkdf', 'pbkdf2', '--label', 'secret data']);
+    const ours = await assertLikeBlkid(two, 'crypto_LUKS');
+    assert.equal(ours.label, 'secret data');
+    assert.match(ours.uuid!, /^[0-9a-f-]{36}$/);
+    // Wipe the primary header: blkid (and we) find the secondary one.
+    await sh('dd', ['if=/dev/zero', `of=${two}`, 'bs=4096', 'count=1', 'conv=notrunc', 'status=none']);
+    assert.equal((await assertLikeBlkid(two, 'crypto_LUKS')).label, 'secret data');
+  });
+
   for (const bits of ['12', '16', '32']) {
     it(`vfat FAT${bits}, with a label and without`, async function () {
       const labelled = await blankImage(dir, `fat${bits}.img`, 64 * MiB);
