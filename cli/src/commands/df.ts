@@ -20,6 +20,7 @@ interface DfArgs {
   inodes: boolean;
   csv: boolean;
   json: boolean;
+  prometheus: boolean;
   parallel: number;
   domain: string[];
   connect?: string;
@@ -54,6 +55,7 @@ export const dfCommand: CommandModule<object, DfArgs> = {
       .option('inodes', { alias: 'i', type: 'boolean', default: false, describe: 'inode counts instead of blocks' })
       .option('csv', { type: 'boolean', default: false, describe: 'comma-separated values, as virt-df --csv' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per filesystem' })
+      .option('prometheus', { type: 'boolean', default: false, describe: 'Prometheus metrics, as the exporter serves them (for node_exporter\'s textfile collector)' })
       .option('parallel', { alias: 'P', type: 'number', default: 1, describe: 'read up to N guests at a time (output stays in argument order)' })
       .option('uuid', { type: 'boolean', default: false, describe: 'name libvirt guests by UUID instead of name' })
       .epilog(
@@ -68,6 +70,10 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     const jobs = await guestJobs(args, args.images);
     if (jobs.length === 0) {
       throw new UsageError('df: name at least one image (guestlens df IMAGE...), -a IMAGE, -d DOMAIN or --domain-xml FILE');
+    }
+    if (args.prometheus) {
+      if (args.csv || args.json || args['human-readable'] || args.inodes) throw new UsageError('df: --prometheus prints every figure in bytes and inodes; leave out --csv, --json, -h and -i');
+      return prometheusDf(jobs, backing, args.parallel);
     }
     const out: DfOutputOptions = { human: args['human-readable'], inodes: args.inodes, csv: args.csv };
     if (!args.json) process.stdout.write(dfHeader(out));
@@ -125,6 +131,32 @@ async function readGuest(job: GuestJob, backing: BackingPolicy | undefined, with
     await guest.close().catch((err: unknown) => result.problems.push(`closing: ${err instanceof Error ? err.message : String(err)}`));
   }
   return result;
+}
+
+/** The exporter's metrics of these guests, once: what a cron job or systemd timer writes for node_exporter's textfile collector. */
+async function prometheusDf(jobs: GuestJob[], backing: BackingPolicy | undefined, parallel: number): Promise<void> {
+  const { WatchedGuest } = await import('../exporter/watchedGuest.ts');
+  const { renderMetrics } = await import('../exporter/metrics.ts');
+  const { VERSION } = await import('../version.ts');
+  const samples: { facts: import('../exporter/watchedGuest.ts').GuestFacts; errors: Map<import('../exporter/watchedGuest.ts').ErrorReason, number> }[] = [];
+  await forEachOrdered(jobs, parallel, async (job) => {
+    const w = new WatchedGuest(job, backing);
+    try {
+      // No timeout of our own: a cron job or timer has its own.
+      await w.refresh(24 * 3600 * 1000);
+    } finally {
+      await w.close();
+    }
+    return w;
+  }, (w) => {
+    samples.push({ facts: w.facts, errors: w.errors });
+    if (!w.facts.up) process.stderr.write(`guestlens: df: ${w.job.name}: ${w.facts.error ?? 'could not be read'}\n`);
+    for (const e of w.facts.deviceErrors) process.stderr.write(`guestlens: df: ${w.job.name}: ${e.device}: ${e.error}\n`);
+  });
+  process.stdout.write(await renderMetrics(samples, { version: VERSION }));
+  const down = samples.filter((s) => !s.facts.up).length;
+  if (down === samples.length) process.exitCode = EXIT_ERROR;
+  else if (down > 0 || samples.some((s) => s.facts.deviceErrors.length > 0)) process.exitCode = EXIT_PARTIAL;
 }
 
 function jsonRow(guest: string, row: DfRow, mountpoint: string | undefined): object {

@@ -15,6 +15,8 @@ import { copyOutCommand } from './copyOut.ts';
 import { timelineCommand } from './timeline.ts';
 import { logCommand } from './log.ts';
 import { tailCommand } from './tail.ts';
+import { exporterCommand } from './exporter.ts';
+import { checkCommand } from './check.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, tailCommand, logCommand, locksCommand, lockCommand, overlayCommand, imageCommand];
+export const commands: CommandModule<any, any>[] = [dfCommand, inspectCommand, filesystemsCommand, lsCommand, catCommand, statCommand, hashCommand, copyOutCommand, timelineCommand, tailCommand, logCommand, exporterCommand, checkCommand, locksCommand, lockCommand, overlayCommand, imageCommand];

@@ -72,7 +72,8 @@ export async function guestJobs(args: GuestArgs, images: string[]): Promise<Gues
   return jobs;
 }
 
-function domainJob(domain: Domain, args: GuestArgs): GuestJob {
+/** A libvirt domain's disks as one guest (named by its name, or UUID with --uuid). */
+export function domainJob(domain: Domain, args: Pick<GuestArgs, 'uuid' | 'format'>): GuestJob {
   return {
     name: args.uuid && domain.uuid ? domain.uuid : domain.name,
     // --format overrides what libvirt says only when given.
