@@ -46,6 +46,7 @@ declare -A debs=(
   [systemd]=journalctl         # journal tests: the oracle
   [systemd-journal-remote]=/lib/systemd/systemd-journal-remote  # journal tests: real journal files
   [xz-utils]=xz                # journal tests: XZ-compressed objects
+  [prometheus]=promtool        # exporter tests: a real Prometheus scrapes the exporter; promtool checks rules and metrics
 )
 missing=()
 for pkg in "${!debs[@]}"; do

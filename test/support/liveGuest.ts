@@ -29,7 +29,8 @@ export interface LiveGuest {
 }
 
 /** `mkfs`: the program and its options; the loop device's path is appended (default: mkfs.ext4 with every table written now). */
-export async function startLiveGuest(dir: string, options: { sizeMiB?: number; mkfs?: string[] } = {}): Promise<LiveGuest> {
+/** `suite`: kept for the whole suite (started in a before() hook), not stopped after the first test. */
+export async function startLiveGuest(dir: string, options: { sizeMiB?: number; mkfs?: string[]; suite?: boolean } = {}): Promise<LiveGuest> {
   const size = options.sizeMiB ?? 128;
   const image = join(dir, 'live.qcow2');
   const exported = join(dir, 'export.raw');
@@ -41,7 +42,7 @@ export async function startLiveGuest(dir: string, options: { sizeMiB?: number; m
     '--blockdev', `driver=file,node-name=f,filename=${image}`,
     '--blockdev', 'driver=qcow2,node-name=q,file=f',
     '--export', `type=fuse,id=e,node-name=q,mountpoint=${exported},writable=on`,
-  ]);
+  ], { suite: options.suite });
   let loop: string | undefined;
   const stopAll = async () => {
     if (loop) {

@@ -10,6 +10,8 @@ import client from 'prom-client';
 import { discover, type DiscoveryOptions } from './discovery.ts';
 import { renderMetrics } from './metrics.ts';
 import { WatchedGuest } from './watchedGuest.ts';
+import { Spawner } from './spawner.ts';
+import { useCommandRunner } from '@guestlens/overlay';
 import type { BackingPolicyName } from '@guestlens/qcow2-js/policy';
 import type { GuestJob } from '../guest/guestJobs.ts';
 
@@ -24,6 +26,8 @@ export interface ExporterOptions extends DiscoveryOptions {
 
 export class Exporter {
   private readonly watched = new Map<string, WatchedGuest>();
+  /** The last error logged per guest. */
+  private readonly said = new WeakMap<WatchedGuest, string>();
   private text = '';
   private timer: NodeJS.Timeout | undefined;
   private cycle: Promise<void> | undefined;
@@ -33,8 +37,14 @@ export class Exporter {
   cycles = 0;
   lastCycleS = 0;
 
+  private readonly spawner = new Spawner();
+
   constructor(readonly o: ExporterOptions) {
+    // Before any image is opened (see spawner.ts).
+    useCommandRunner(this.spawner.run);
     client.collectDefaultMetrics({ register: this.processRegistry, prefix: 'guestlens_exporter_' });
+    // prom-client names these gauges *_total, which the exposition's conventions (promtool check metrics) keep for counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.processRegistry.removeSingleMetric(`guestlens_exporter_${name}`);
   }
 
   /** Start refreshing: the first cycle now, then one every interval (a slow cycle delays the next, never overlaps it). */
@@ -91,12 +101,14 @@ export class Exporter {
     clearTimeout(this.timer);
     await this.cycle?.catch(() => undefined);
     await Promise.allSettled([...this.watched.values()].map((w) => w.close()));
+    useCommandRunner(undefined);
+    this.spawner.close();
   }
 
   private async refreshAll(): Promise<void> {
     let found;
     try {
-      found = await discover(this.o);
+      found = await discover({ ...this.o, run: this.spawner.run });
     } catch (err) {
       this.o.log(`finding guests failed: ${(err as Error).message}; keeping the guests known`);
       found = undefined;
@@ -122,7 +134,15 @@ export class Exporter {
     const worker = async () => {
       for (let w = queue.shift(); w && !this.stopped; w = queue.shift()) {
         await w.refresh(this.o.timeoutS * 1000);
-        if (!w.facts.up && w.facts.error) this.o.log(`${w.job.name}: ${w.facts.error}`);
+        // Said when it changes, not every cycle: a guest down for a day would fill the journal.
+        const said = this.said.get(w);
+        if (!w.facts.up && w.facts.error && w.facts.error !== said) {
+          this.o.log(`${w.job.name}: ${w.facts.error}`);
+          this.said.set(w, w.facts.error);
+        } else if (w.facts.up && said !== undefined) {
+          this.o.log(`${w.job.name}: read again`);
+          this.said.delete(w);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.o.concurrency) }, worker));

@@ -10,8 +10,15 @@
  *    a read still running when the next cycle comes is not started twice;
  *  - anything a read could not do (a filesystem it cannot read, damage): the
  *    device's error, as node_exporter's device_error.
+ * An image that stops answering (an NBD or FUSE export whose server hangs)
+ * blocks whatever touches it, and the open path probes images with
+ * synchronous calls (cheap for df, fatal for a server's event loop). So
+ * every read starts with an asynchronous stat and probe of each image, in
+ * libuv's thread pool: a hung image hangs there, the timeout fires, and
+ * nothing synchronous touches it until the probe has answered again.
  */
-import { statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { readProbeBytes } from '@guestlens/qcow2-js';
 import type { Guest } from '@guestlens/inspect';
 import type { BackingPolicyName } from '@guestlens/qcow2-js/policy';
 import type { GuestJob } from '../guest/guestJobs.ts';
@@ -114,7 +121,7 @@ export class WatchedGuest {
   private async readOnce(): Promise<void> {
     const started = performance.now();
     const { openGuest, readGuestDf, inspectGuest } = await import('@guestlens/inspect');
-    const now = this.job.images.map((i) => fileIdentity(i.path));
+    const now = await Promise.all(this.job.images.map((i) => fileIdentity(i.path)));
     const gone = now.findIndex((x) => x === undefined);
     if (gone >= 0) {
       const seen = this.identity !== undefined;
@@ -126,6 +133,8 @@ export class WatchedGuest {
       await this.close();
       this.count('replaced');
     }
+    // The canary (see above): answers, or hangs here rather than in a synchronous call.
+    for (const image of this.job.images) await readProbeBytes(image.path).catch(() => undefined);
     let fresh = false;
     if (!this.guest) {
       try {
@@ -200,9 +209,9 @@ class ExporterReadError extends Error {
   readonly userFacing = true;
 }
 
-function fileIdentity(path: string): string | undefined {
+async function fileIdentity(path: string): Promise<string | undefined> {
   try {
-    const st = statSync(path);
+    const st = await stat(path);
     return `${st.dev}:${st.ino}`;
   } catch {
     return undefined;
@@ -220,10 +229,11 @@ async function imageHolders(job: GuestJob): Promise<ImageHolderFacts[]> {
   }
   for (const image of job.images) {
     try {
-      const r = await locking.probe(image.path);
+      const r = await locking.probe(image.path, { nonBlocking: true });
       for (const h of r.holders) out.push({ image: image.path, holder: locking.holderLabel(h), access: h.uses.includes('write') ? 'read-write' : 'read-only' });
-    } catch {
+    } catch (err) {
       // An image we cannot probe (a block device, no permission): no holder known.
+      if (process.env.GUESTLENS_DEBUG) process.stderr.write(`guestlens: ${image.path}: lock probe: ${(err as Error).message}\n`);
     }
   }
   return out;

@@ -4,6 +4,7 @@
  * file and host_device drivers lock.
  */
 import { closeSync, constants, fstatSync, openSync, statSync, type BigIntStats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { ImageOpenError } from './errors.ts';
 
 /** What the kernel's lock lists name an inode by. */
@@ -85,6 +86,46 @@ export function openImage(path: string, expected: ImageIdentity = statImage(path
     return { fd, identity: identityOf(st) };
   } catch (err) {
     closeSync(fd);
+    throw err;
+  }
+}
+
+/**
+ * statImage and openImage through libuv's thread pool, for long-running
+ * callers (the exporter): an image behind an NBD or FUSE export whose server
+ * stopped answering hangs stat(2) and open(2), and a synchronous call would
+ * freeze the whole process with it.
+ */
+export async function statImageAsync(path: string): Promise<ImageIdentity> {
+  if (path === '') throw new ImageOpenError(path, 'empty path');
+  let st: BigIntStats;
+  try {
+    st = await stat(path, { bigint: true });
+  } catch (err) {
+    throw openFailure(path, err, 'looking the image up');
+  }
+  const reason = nonImageReason(st);
+  if (reason) throw new ImageOpenError(path, reason, st.isDirectory() ? 'EISDIR' : 'EINVAL');
+  return identityOf(st);
+}
+
+/** openImage's asynchronous twin (see statImageAsync): the fd and its closer. */
+export async function openImageAsync(path: string, expected: ImageIdentity): Promise<{ fd: number; identity: ImageIdentity; close(): Promise<void> }> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw openFailure(path, err, 'opening the image for reading');
+  }
+  try {
+    const st = await handle.stat({ bigint: true });
+    const reason = nonImageReason(st);
+    if (reason) throw new ImageOpenError(path, reason, st.isDirectory() ? 'EISDIR' : 'EINVAL');
+    if (st.dev !== expected.dev || st.ino !== expected.ino) throw new ImageOpenError(path, 'was replaced while being opened; try again', 'EAGAIN');
+    const h = handle;
+    return { fd: h.fd, identity: identityOf(st), close: () => h.close() };
+  } catch (err) {
+    await handle.close();
     throw err;
   }
 }

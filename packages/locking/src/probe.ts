@@ -5,7 +5,7 @@
  */
 import { closeSync } from 'node:fs';
 import { detectLockApi, FcntlError, testByte, type LockApi } from './fcntl.ts';
-import { openImage, statImage } from './imageFile.ts';
+import { openImage, openImageAsync, statImage, statImageAsync } from './imageFile.ts';
 import { posixLockFd } from './imageLock.ts';
 import { covers, findLockRecords, type LockHolder, type LockRecord } from './lockRecords.ts';
 import { decodeByte, PERMISSIONS, PROBED_BYTES, type PermissionName } from './permissions.ts';
@@ -47,12 +47,18 @@ function holderKey(h: LockHolder): string {
   return `${h.pid}:${h.fd}:${h.kind}`;
 }
 
-export async function probe(path: string): Promise<ProbeResult> {
+/**
+ * `nonBlocking`: stat and open the image in libuv's thread pool rather than
+ * on the event loop (a server probing images that may stop answering; see
+ * openImageAsync). The lock tests themselves are local to the kernel.
+ */
+export async function probe(path: string, options: { nonBlocking?: boolean } = {}): Promise<ProbeResult> {
   const api = detectLockApi();
-  const identity = statImage(path);
+  const identity = options.nonBlocking ? await statImageAsync(path) : statImage(path);
   // Where this process holds POSIX locks, closing any other fd of the image would drop them: reuse that fd.
   const borrowed = posixLockFd(identity);
-  const fd = borrowed ?? openImage(path, identity).fd;
+  const opened = borrowed === undefined && options.nonBlocking ? await openImageAsync(path, identity) : undefined;
+  const fd = borrowed ?? opened?.fd ?? openImage(path, identity).fd;
   const conflicts = new Map<number, boolean>();
   try {
     for (const byte of PROBED_BYTES) {
@@ -64,7 +70,10 @@ export async function probe(path: string): Promise<ProbeResult> {
       }
     }
   } finally {
-    if (borrowed === undefined) closeSync(fd);
+    if (borrowed === undefined) {
+      if (opened) await opened.close();
+      else closeSync(fd);
+    }
   }
   // Our probing fd held nothing, so every record is someone else's.
   const records = await findLockRecords(identity);

@@ -6,3 +6,4 @@ export { OVERLAY_FORMATS, isOverlayFormat, type OverlayFormat } from './formats.
 export { backingJson, parseBackingReference, MAX_BACKING_NAME_BYTES, type BackingReference, type BackingTarget } from './backingReference.ts';
 export { PRIVATE_DIR_PREFIX, livePrivateDirs } from './privateDir.ts';
 export * from './errors.ts';
+export { useCommandRunner, type CommandRunner } from './qemuImg.ts';

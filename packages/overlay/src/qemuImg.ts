@@ -16,8 +16,30 @@ export interface QemuImgResult {
   stderr: string;
 }
 
+/** How a program is run: its exit code (undefined when it could not be started, with the errno code), stdout, stderr. */
+export type CommandRunner = (file: string, args: string[], env: Record<string, string>) => Promise<{ exitCode: number | undefined; code?: string; message?: string; stdout: string; stderr: string }>;
+
+let runner: CommandRunner | undefined;
+
+/**
+ * Run qemu-img through `r` instead of starting it from this process (the
+ * exporter's spawner: see cli/src/exporter/spawner.ts); undefined restores
+ * the default.
+ */
+export function useCommandRunner(r: CommandRunner | undefined): void {
+  runner = r;
+}
+
 /** Run qemu-img; a missing binary becomes QemuImgMissingError, anything else is returned for the caller to judge. */
 export async function runQemuImg(args: string[]): Promise<QemuImgResult> {
+  if (runner) {
+    const r = await runner(QEMU_IMG, args, { LC_ALL: 'C' });
+    if (r.exitCode === undefined) {
+      if (r.code === 'ENOENT') throw new QemuImgMissingError(QEMU_IMG);
+      throw new OverlayError(`could not run ${QEMU_IMG}: ${r.message ?? r.code ?? 'unknown error'}`);
+    }
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  }
   const r = await execa(QEMU_IMG, args, { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
   if (r.failed && r.exitCode === undefined) {
     if (r.code === 'ENOENT') throw new QemuImgMissingError(QEMU_IMG);
