@@ -25,7 +25,7 @@ import { sh } from '../../../../../test/support/run.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { noiseBytes, textBytes } from './fixtures.ts';
 
-const CASES = 2500;
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1200);
 const SB_OFFSET = 0x10000;
 
 async function buildSmall(): Promise<Buffer> {
