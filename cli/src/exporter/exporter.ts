@@ -54,8 +54,6 @@ export class Exporter {
       const started = performance.now();
       this.cycle = this.refreshAll();
       await this.cycle;
-      this.lastCycleS = (performance.now() - started) / 1000;
-      this.cycles++;
       if (!this.stopped) this.timer = setTimeout(run, Math.max(0, this.o.intervalS * 1000 - (performance.now() - started)));
     };
     void run();
@@ -106,6 +104,7 @@ export class Exporter {
   }
 
   private async refreshAll(): Promise<void> {
+    const started = performance.now();
     let found;
     try {
       found = await discover({ ...this.o, run: this.spawner.run });
@@ -146,12 +145,15 @@ export class Exporter {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.o.concurrency) }, worker));
+    this.cycles++;
+    this.lastCycleS = (performance.now() - started) / 1000;
     this.text = await this.render();
   }
 
   private render(): Promise<string> {
     return renderMetrics([...this.watched.values()].map((w) => ({ facts: w.facts, errors: w.errors })), {
       cachedEverySeconds: this.o.intervalS,
+      refreshes: { count: this.cycles, lastSeconds: this.lastCycleS },
       processMetrics: this.processRegistry,
       version: this.o.version,
     });

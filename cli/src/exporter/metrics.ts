@@ -23,6 +23,8 @@ export interface RenderOptions {
   /** Also the exporter process's own metrics (memory, CPU, event loop). */
   processMetrics?: client.Registry;
   version: string;
+  /** The exporter's refresh cycles: how many finished, and how long the last took. */
+  refreshes?: { count: number; lastSeconds: number };
 }
 
 const FS_LABELS = ['guest', 'device', 'fstype', 'mountpoint', 'label', 'uuid'] as const;
@@ -48,6 +50,11 @@ export async function renderMetrics(samples: GuestSample[], o: RenderOptions): P
   const build = gauge('guestlens_build_info', 'guestlens build: the version and the Node.js it runs on.', ['version', 'nodejs']);
 
   guests.set(samples.length);
+  if (o.refreshes) {
+    const count = new client.Counter({ name: 'guestlens_exporter_refreshes_total', help: 'Background refresh cycles of every guest finished.', registers: [registry] });
+    count.inc(o.refreshes.count);
+    gauge('guestlens_exporter_refresh_duration_seconds', 'How long the last refresh of every guest took (if near --interval, raise --concurrency).', []).set(o.refreshes.lastSeconds);
+  }
   build.set({ version: o.version, nodejs: process.version }, 1);
   for (const { facts: f, errors: counted } of samples) {
     up.set({ guest: f.guest }, f.up ? 1 : 0);
