@@ -9,7 +9,8 @@
 //  - Intl.Segmenter is created lazily: string-width (under yargs) makes one at
 //    load time, and ICU's segmenter costs ~20 ms to build; we only need it
 //    when help text is wrapped.
-// koffi and lzo (native modules) stay external.
+// koffi, lzo, lz4-napi (native modules), sql.js and xz-decompress (they load
+// their WebAssembly from beside themselves) stay external.
 //
 // Each build goes to its own directory; `dist` is a symlink switched
 // atomically to the newest one, so a concurrent run never sees half a build.
@@ -52,6 +53,9 @@ export async function buildCli() {
     minify: true,
     keepNames: true,
     external: ['koffi', 'lz4-napi', 'lzo', 'sql.js', 'xz-decompress'],
+    // import() of those externals becomes require(): the launcher runs the bundle
+    // as a vm.Script, where import() has no loader on Node 20 (all are CommonJS).
+    supported: { 'dynamic-import': false },
     logLevel: 'warning',
     define: { 'import.meta.url': '__glImportMetaUrl', 'Intl.Segmenter': '__glLazySegmenter' },
     banner: { js: `const __glImportMetaUrl = require('node:url').pathToFileURL(__filename).href;\n${lazySegmenter}` },

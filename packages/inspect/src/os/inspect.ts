@@ -86,6 +86,7 @@ export async function inspectGuest(guest: Guest, options: InspectOptions = {}): 
       }
     } catch (err) {
       problems.push(`${info.device}: inspection failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (process.env.GUESTLENS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     }
   }
   const filesystems = all
