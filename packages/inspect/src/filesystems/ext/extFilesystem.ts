@@ -23,6 +23,7 @@ import { extFlavour } from './fsType.ts';
 import { htreeLookup, usesHtree } from './htree.ts';
 import { computeStatfs } from './statfs.ts';
 import { orphanCleanupEffect } from './orphans.ts';
+import { mountRefusals } from './mountChecks.ts';
 import {
   COMPAT,
   INCOMPAT,
@@ -136,10 +137,14 @@ export class ExtFilesystem implements Filesystem {
           mount.inexactReasons.push(`${outcome.recovery.badDataBlocks} journal block(s) failed their checksum and were not replayed`);
         }
         if (outcome.fastCommitPending) mount.inexactReasons.push('the journal holds fast commits, whose replay guestlens does not model');
+        if (outcome.recovery.badDescriptor !== undefined) {
+          mount.inexactReasons.push(`journal descriptor block ${outcome.recovery.badDescriptor} fails its checksum: replayed up to it, but the kernel refuses to mount this filesystem (error loading journal)`);
+        }
         vol = await openVolume(outcome.source, retryable, limits);
       }
     }
     const after = vol.sb;
+    mount.inexactReasons.push(...(await mountRefusals(vol)));
     const orphans = await orphanCleanupEffect(vol);
     mount.orphansFreedBlocks = orphans.freedBlocks;
     mount.orphansFreedInodes = orphans.freedInodes;

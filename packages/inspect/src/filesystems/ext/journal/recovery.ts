@@ -36,6 +36,12 @@ export interface RecoveryResult {
   endSequence: number;
   /** Tags skipped because their data checksum did not match. */
   badDataBlocks: number;
+  /**
+   * A descriptor block of the current sequence whose checksum fails (its log
+   * block): the scan ends there, and the kernel's jbd2 refuses the whole
+   * journal (EFSBADCRC, "error loading journal"), so the mount fails.
+   */
+  badDescriptor?: number;
 }
 
 export interface JournalReader {
@@ -65,7 +71,8 @@ function tidGeq(a: number, b: number): boolean {
 
 export async function recoverJournal(vol: ExtVolume, journal: JournalReader): Promise<RecoveryResult> {
   const { jsb } = journal;
-  const transactions = await scan(vol, journal);
+  const scanned: { badDescriptor?: number } = {};
+  const transactions = await scan(vol, journal, scanned);
   // Pass REVOKE.
   const revoked = new Map<number, number>();
   let revokeRecords = 0;
@@ -106,10 +113,11 @@ export async function recoverJournal(vol: ExtVolume, journal: JournalReader): Pr
     revokeRecords,
     endSequence: last ? (last.sequence + 1) >>> 0 : jsb.s_sequence,
     badDataBlocks,
+    ...(scanned.badDescriptor === undefined ? {} : { badDescriptor: scanned.badDescriptor }),
   };
 }
 
-async function scan(vol: ExtVolume, journal: JournalReader): Promise<Transaction[]> {
+async function scan(vol: ExtVolume, journal: JournalReader, found: { badDescriptor?: number }): Promise<Transaction[]> {
   const { jsb } = journal;
   const done: Transaction[] = [];
   if (jsb.s_start === 0) return done;
@@ -132,8 +140,11 @@ async function scan(vol: ExtVolume, journal: JournalReader): Promise<Transaction
     const blocktype = buf.readUInt32BE(4);
     if (buf.readUInt32BE(8) !== sequence) break;
     if (blocktype === BLOCK_TYPE.DESCRIPTOR) {
-      // A descriptor whose checksum fails is a stale block left by an older pass over the log: the end.
-      if (jsb.csumV2or3 && !descriptorTailOk(jsb, buf)) break;
+      // A descriptor of this sequence whose checksum fails: the end of what can be replayed, and the kernel refuses the journal.
+      if (jsb.csumV2or3 && !descriptorTailOk(jsb, buf)) {
+        found.badDescriptor = logical;
+        break;
+      }
       let pos = HEADER_SIZE;
       const end = buf.length - tailSize;
       while (pos + tagSize <= end) {
