@@ -516,16 +516,16 @@ export class NbdClient {
     }
 
     if (!done) return;
-    this.finish(p);
-    if (p.error) return p.reject(p.error);
-    if (p.kind === 'read') {
+    // Checked while the request is still pending, so that a protocol error fails it too.
+    if (!p.error && p.kind === 'read') {
       const got = p.covered.reduce((s, [, n]) => s + n, 0);
       if (got !== p.length) this.protocol(`a read of ${p.length} bytes at ${p.offset} was answered with ${got} bytes`);
-      p.resolve();
-    } else {
-      if (!p.extents.length) this.protocol(`block status at ${p.offset} was answered without descriptors`);
-      p.resolve(p.extents);
     }
+    if (!p.error && p.kind === 'status' && !p.extents.length) this.protocol(`block status at ${p.offset} was answered without descriptors`);
+    this.finish(p);
+    if (p.error) p.reject(p.error);
+    else if (p.kind === 'read') p.resolve();
+    else p.resolve(p.extents);
   }
 
   /** The 64-bit offset at the start of `b`, checked to lie with `n` bytes inside request `p`. */
