@@ -5,15 +5,21 @@
  * are gone after close and after every failed start.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extents } from '@guestlens/block';
-import { openWithQemu, liveDaemons, NbdSource, PassphraseError, ImageAccessError, QemuDaemonError, NbdClosedError } from '@guestlens/nbd';
+import { openWithQemu, liveDaemons, DAEMON_DIR_PREFIX, NbdSource, PassphraseError, ImageAccessError, QemuDaemonError, NbdClosedError } from '@guestlens/nbd';
 import { scratchDir } from '../../../test/support/scratch.ts';
 import { snapshotImage, assertImageUnchanged } from '../../../test/support/imageGuard.ts';
 import { qemuMapRuns, type KindRun } from '../../../test/support/qemuImgCompare.ts';
 import { Prng } from '../../../test/support/prng.ts';
-import { MiB, PASS, makeImage, makeLuks, rawOf, sha256, sha256Source, assertDaemonGone, dataRuns } from './helpers.ts';
+import { MiB, PASS, makeImage, makeLuks, rawOf, sha256, sha256Source, assertDaemonGone, dataRuns, pgrep } from './helpers.ts';
+
+/** Private daemon directories left in TMPDIR. */
+function daemonDirs(): string[] {
+  return readdirSync(tmpdir()).filter((n) => n.startsWith(DAEMON_DIR_PREFIX));
+}
 
 interface Case {
   format: string;
@@ -116,7 +122,8 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     assert.ok(err.userFacing);
     assert.ok(!err.message.includes('wrong'.repeat(2)) && !/\n\s+at /.test(err.message));
     assert.deepEqual(liveDaemons(), []);
-    assert.deepEqual(await import('./helpers.ts').then((h) => h.pgrep('guestlens-nbd-')), []);
+    assert.deepEqual(await pgrep(DAEMON_DIR_PREFIX), []);
+    assert.deepEqual(daemonDirs(), []);
     await assertImageUnchanged(before);
   });
 
@@ -125,6 +132,7 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     assert.ok(err instanceof PassphraseError, String(err));
     assert.match(err.message, /encrypted and needs a passphrase/);
     assert.deepEqual(liveDaemons(), []);
+    assert.deepEqual(daemonDirs(), []);
   });
 
   it('a missing file is a clear error, before any daemon starts', async function () {
@@ -141,6 +149,7 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     assert.ok(err instanceof QemuDaemonError, String(err));
     assert.match(err.message, /disk\.qed: QEMU cannot open it as qcow2: Image is not in qcow2 format/);
     assert.deepEqual(liveDaemons(), []);
+    assert.deepEqual(daemonDirs(), []);
     const bad = await openWithQemu(cases.qed.image, { format: 'file' }).then(() => undefined, (e: unknown) => e);
     assert.ok(bad instanceof QemuDaemonError);
     assert.match(bad.message, /format "file" is not one guestlens opens through QEMU/);
