@@ -71,8 +71,8 @@ const MAX_ERROR_MESSAGE = 4096;
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 /** Largest block-status request (a 32-bit length, kept well below it). */
 const MAX_STATUS_REQUEST = 1024 * 1024 * 1024;
-/** Descriptors accepted in one block-status chunk. */
-const MAX_DESCRIPTORS = 1 << 16;
+/** Descriptors accepted in one block-status chunk (1 MiB of them, what QEMU sends at most). */
+const MAX_DESCRIPTORS = 1 << 17;
 const MAX_MIN_BLOCK = 64 * 1024;
 const MAX_IN_FLIGHT = 64;
 /** Bytes buffered from the socket before it is paused (the reply loop then catches up). */

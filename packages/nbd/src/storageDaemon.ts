@@ -226,7 +226,8 @@ export async function openWithQemu(imagePath: string, options: OpenWithQemuOptio
   if (!(QEMU_FORMATS as readonly string[]).includes(format)) {
     throw new QemuDaemonError(image, `format "${format}" is not one guestlens opens through QEMU; use one of ${QEMU_FORMATS.join(', ')}`, 'EINVAL', { format });
   }
-  const secretKey = format === 'luks' ? 'key-secret' : format === 'qcow2' ? 'encrypt.key-secret' : undefined;
+  // LUKS images, and qcow2 with LUKS encryption (QEMU no longer opens the old AES kind for reading).
+  const secretKey = format === 'luks' ? 'key-secret' : format === 'qcow2' ? 'encrypt.format=luks,encrypt.key-secret' : undefined;
   if (options.secret !== undefined && !secretKey) {
     throw new QemuDaemonError(image, `a passphrase was given, but format ${format} has no encryption guestlens can unlock (only luks and qcow2)`, 'EINVAL');
   }

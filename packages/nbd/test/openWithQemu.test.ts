@@ -5,12 +5,13 @@
  * are gone after close and after every failed start.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { readFileSync, writeFileSync, readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extents } from '@guestlens/block';
 import { openWithQemu, liveDaemons, DAEMON_DIR_PREFIX, NbdSource, PassphraseError, ImageAccessError, QemuDaemonError, NbdClosedError } from '@guestlens/nbd';
 import { scratchDir } from '../../../test/support/scratch.ts';
+import { sh } from '../../../test/support/run.ts';
 import { snapshotImage, assertImageUnchanged } from '../../../test/support/imageGuard.ts';
 import { qemuMapRuns, type KindRun } from '../../../test/support/qemuImgCompare.ts';
 import { Prng } from '../../../test/support/prng.ts';
@@ -153,6 +154,40 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     const bad = await openWithQemu(cases.qed.image, { format: 'file' }).then(() => undefined, (e: unknown) => e);
     assert.ok(bad instanceof QemuDaemonError);
     assert.match(bad.message, /format "file" is not one guestlens opens through QEMU/);
+  });
+
+  it('qcow2 with LUKS encryption, with the passphrase (and without: a clear error)', async function () {
+    const image = join(dir, 'enc.qcow2');
+    const secretFile = join(dir, 'enc-pass');
+    writeFileSync(secretFile, PASS, { mode: 0o600 });
+    const obj = `secret,id=s0,file=${secretFile}`;
+    await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '--object', obj, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', image, String(8 * MiB)]);
+    await sh('qemu-io', ['--object', obj, '--image-opts', `driver=qcow2,encrypt.key-secret=s0,file.filename=${image}`, '-c', 'write -P 0x5a 5M 64k']);
+    const source = await openWithQemu(image, { secret: PASS });
+    try {
+      assert.ok((await source.read(5 * MiB - 1, 3)).equals(Buffer.from([0, 0x5a, 0x5a])));
+    } finally {
+      await source.close();
+    }
+    const err = await openWithQemu(image).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof PassphraseError, String(err));
+    assert.deepEqual(daemonDirs(), []);
+  });
+
+  it('without qemu-storage-daemon on PATH: says which package to install', async function () {
+    const path = process.env.PATH;
+    process.env.PATH = scratchDir('empty-path');
+    try {
+      const err = await openWithQemu(cases.qed.image, { format: 'qed' }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof QemuDaemonError, String(err));
+      assert.match(err.message, /disk\.qed: qemu-storage-daemon was not found on PATH; .*install the Debian package qemu-system-common$/);
+      const err2 = await openWithQemu(cases.qed.image).then(() => undefined, (e: unknown) => e);
+      assert.match(String(err2), /qemu-img was not found on PATH; .*qemu-utils$/);
+    } finally {
+      process.env.PATH = path;
+    }
+    assert.deepEqual(liveDaemons(), []);
+    assert.deepEqual(daemonDirs(), []);
   });
 
   it('a raw file is opened as raw when the caller names no format', async function () {
