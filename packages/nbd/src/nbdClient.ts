@@ -536,12 +536,33 @@ export class NbdClient {
     return at;
   }
 
+  /**
+   * Record that [at, at + n) of read `p` arrived. Intervals are kept sorted
+   * and merged, so chunks in order (what servers send) stay one interval;
+   * an overlap is a protocol error, and so is a server that scatters more
+   * separate pieces than any honest one would.
+   */
   private cover(p: PendingRead, at: number, n: number): void {
-    for (const [s, k] of p.covered) {
-      if (at < s + k && s < at + n) this.protocol(`overlapping chunks at offset ${at} in the reply to one read`);
+    const c = p.covered;
+    const last = c[c.length - 1];
+    if (!last || at >= last[0] + last[1]) {
+      if (last && at === last[0] + last[1]) last[1] += n;
+      else c.push([at, n]);
+    } else {
+      // Out of order: find the first interval that starts after `at`.
+      let lo = 0;
+      let hi = c.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (c[mid][0] <= at) lo = mid + 1;
+        else hi = mid;
+      }
+      const prev = c[lo - 1];
+      const next = c[lo];
+      if ((prev && prev[0] + prev[1] > at) || (next && at + n > next[0])) this.protocol(`overlapping chunks at offset ${at} in the reply to one read`);
+      c.splice(lo, 0, [at, n]);
     }
-    if (p.covered.length > 4096) this.protocol('more than 4096 chunks in the reply to one read');
-    p.covered.push([at, n]);
+    if (c.length > 65536) this.protocol('a read answered in more than 65536 scattered chunks');
   }
 }
 

@@ -190,6 +190,33 @@ describe('NbdClient against a fake server', function () {
       }
     });
 
+    it('a read answered in many small data and hole chunks, in reverse order', async function () {
+      const { path } = await fakeServer({
+        onRequest: (s, r) => {
+          const parts: Buffer[] = [];
+          for (let at = 0; at < r.length; at += 512) {
+            const n = Math.min(512, r.length - at);
+            if ((at / 512) % 2) {
+              const p = Buffer.alloc(12);
+              p.writeBigUInt64BE(BigInt(r.offset + at), 0);
+              p.writeUInt32BE(n, 8);
+              parts.push(chunk(r.cookie, 2, p, false));
+            } else parts.push(dataChunk(r.cookie, r.offset + at, content(r.offset + at, n), false));
+          }
+          s.write(Buffer.concat([...parts.reverse(), chunk(r.cookie, 0, Buffer.alloc(0), true)]));
+        },
+      });
+      const client = await NbdClient.connect({ socketPath: path, name: 'fake' });
+      try {
+        const got = await client.read(1000, 900_000);
+        const want = content(1000, 900_000);
+        for (let at = 512; at < want.length; at += 1024) want.fill(0, at, Math.min(at + 512, want.length));
+        assert.ok(got.equals(want));
+      } finally {
+        await client.close();
+      }
+    });
+
     it('respects the block sizes: reads aligned to the minimum and split at the maximum', async function () {
       const { path, requests } = await fakeServer({ blockSizes: [512, 4096, 8192], onRequest: honest });
       const source = await NbdSource.connect({ socketPath: path, name: 'fake' });
