@@ -123,7 +123,7 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     assert.ok(err.userFacing);
     assert.ok(!err.message.includes('wrong'.repeat(2)) && !/\n\s+at /.test(err.message));
     assert.deepEqual(liveDaemons(), []);
-    assert.deepEqual(await pgrep(DAEMON_DIR_PREFIX), []);
+    assert.deepEqual(await pgrep(join(tmpdir(), DAEMON_DIR_PREFIX)), [], 'no daemon of this run is left');
     assert.deepEqual(daemonDirs(), []);
     await assertImageUnchanged(before);
   });
