@@ -20,6 +20,8 @@ export interface GuestArgs {
   'domain-xml': string[];
   uuid?: boolean;
   backing?: string;
+  reader?: string;
+  'key-file'?: string;
 }
 
 /** One guest to read. */
@@ -39,7 +41,9 @@ export function guestOptions<T>(y: Argv<T>, { mount = true }: { mount?: boolean 
     .option('domain', { alias: 'd', type: 'string', array: true, nargs: 1, default: [], describe: 'a libvirt domain (read with virsh -r dumpxml)' })
     .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
     .option('domain-xml', { type: 'string', array: true, nargs: 1, default: [], describe: 'a saved libvirt domain XML file' })
-    .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' });
+    .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' })
+    .option('reader', { type: 'string', choices: ['native', 'qemu'], describe: 'who reads the image format: guestlens (native, default) or QEMU through qemu-storage-daemon and NBD (qed, parallels, dmg, cloop, LUKS, and to compare)' })
+    .option('key-file', { type: 'string', describe: 'a file whose first line is the passphrase of LUKS-encrypted images (with --reader qemu)' });
   if (mount) out = out.option('mount', { alias: 'm', type: 'string', array: true, nargs: 1, default: [], describe: 'mount DEV[:MOUNTPOINT] by hand instead of inspecting (repeatable; MOUNTPOINT defaults to /)' }) as typeof out;
   return out;
 }
@@ -57,19 +61,36 @@ export function guestDisplayName(firstName: string, diskCount: number): string {
 
 /** Every guest the arguments name (df: each positional image is a guest of its own). */
 export async function guestJobs(args: GuestArgs, images: string[]): Promise<GuestJob[]> {
-  const spec = (path: string, format = args.format): ImageSpec => ({ path, format });
+  const secret = args['key-file'] === undefined ? undefined : await readSecret(args['key-file']);
+  if (secret !== undefined && args.reader !== 'qemu') throw new UsageError('--key-file: encrypted images are read by QEMU; give --reader qemu too');
+  const extra = { ...(args.reader === 'qemu' ? { reader: 'qemu' as const } : {}), ...(secret === undefined ? {} : { secret }) };
+  const spec = (path: string, format = args.format): ImageSpec => ({ path, format, ...extra });
   const jobs: GuestJob[] = [];
   if (args.add.length > 0) jobs.push({ name: guestDisplayName(basename(args.add[0]), args.add.length), images: args.add.map((p) => spec(p)), unreadable: [] });
   for (const image of images) jobs.push({ name: basename(image), images: [spec(image)], unreadable: [] });
   if (args['domain-xml'].length > 0) {
     const { parseDomainXml } = await import('../libvirt/domainXml.ts');
-    for (const file of args['domain-xml']) jobs.push(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args));
+    for (const file of args['domain-xml']) jobs.push(withReader(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args), extra));
   }
   if (args.domain.length > 0) {
     const { dumpDomain } = await import('../libvirt/virsh.ts');
-    for (const name of args.domain) jobs.push(domainJob(await dumpDomain(name, args.connect), args));
+    for (const name of args.domain) jobs.push(withReader(domainJob(await dumpDomain(name, args.connect), args), extra));
   }
   return jobs;
+}
+
+function withReader(job: GuestJob, extra: Partial<ImageSpec>): GuestJob {
+  return { ...job, images: job.images.map((i) => ({ ...i, ...extra })) };
+}
+
+async function readSecret(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--key-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  return text.split('\n')[0];
 }
 
 /** A libvirt domain's disks as one guest (named by its name, or UUID with --uuid). */

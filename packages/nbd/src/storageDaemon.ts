@@ -201,7 +201,7 @@ function startError(image: string, format: string, stderr: string, secret: boole
     return new PassphraseError(image, `the LUKS passphrase is wrong (QEMU: ${msg}); give the right one`);
   }
   if (/key-secret/i.test(msg) && !secret) {
-    return new PassphraseError(image, `the image is encrypted and needs a passphrase (QEMU: ${msg})`);
+    return new PassphraseError(image, `the image is encrypted and needs a passphrase: give --key-file FILE (QEMU: ${msg})`);
   }
   if (/no such file/i.test(msg)) return new ImageAccessError(image, `QEMU cannot open it: ${msg}`, 'ENOENT');
   if (/permission denied/i.test(msg)) return new ImageAccessError(image, `QEMU cannot open it: ${msg}`, 'EACCES');

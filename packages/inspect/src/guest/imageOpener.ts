@@ -20,6 +20,14 @@ export interface ImageSpec {
   format?: string;
   /** Logical sector size of this disk, for MBR disks that are not 512 (GPT disks reveal theirs). */
   sectorSize?: number;
+  /**
+   * Who reads the image format: guestlens's own readers (default), or QEMU
+   * (qemu-storage-daemon over NBD: see qemuReader.ts), for formats guestlens
+   * has no reader for and to compare.
+   */
+  reader?: 'native' | 'qemu';
+  /** A LUKS passphrase, for encrypted images read by QEMU. */
+  secret?: string;
 }
 
 export interface OpenedImage {
@@ -44,6 +52,7 @@ export interface ImageOpenOptions {
 export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promise<OpenedImage>;
 
 export const openImageDefault: ImageOpener = async (image, options) => {
+  if (image.reader === 'qemu') return (await import('./qemuReader.ts')).openImageWithQemu(image, options);
   if (options.overlay && !(await parentUnreadByQemu(image))) return openThroughOverlay(image, options);
   const format = image.format;
   if (format !== undefined && !formatDriver(format)?.open) {

@@ -6,7 +6,7 @@
  */
 import type { ImageFormatDriver } from '../layer.ts';
 
-const HINT = 'convert it with qemu-img convert -O qcow2 and read the copy';
+const HINT = 'give --reader qemu to read it through qemu-storage-daemon, or convert it with qemu-img convert -O qcow2 and read the copy';
 
 function startsWith(buf: Buffer, magic: string | Buffer, at = 0): boolean {
   const m = typeof magic === 'string' ? Buffer.from(magic, 'latin1') : magic;
