@@ -10,7 +10,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDisk } from './support/guestDisk.ts';
 import { guardImages } from './support/imageGuard.ts';
-import { guestlens, sh } from './support/run.ts';
+import { guestlens, sh, shLuks } from './support/run.ts';
 import { runTmpDir, scratchDir } from './support/scratch.ts';
 
 describe('guestlens --reader qemu (qemu-storage-daemon over NBD)', function () {
@@ -32,7 +32,7 @@ describe('guestlens --reader qemu (qemu-storage-daemon over NBD)', function () {
     }
     images.luks = join(dir, 'disk.luks');
     writeFileSync(keyFile, 'correct horse\n');
-    await sh('qemu-img', ['convert', '-q', '--object', 'secret,id=s0,data=correct horse', '-f', 'raw', '-O', 'luks', '-o', 'key-secret=s0,iter-time=10', raw, images.luks]);
+    await shLuks('qemu-img', ['convert', '-q', '--object', 'secret,id=s0,data=correct horse', '-f', 'raw', '-O', 'luks', '-o', 'key-secret=s0,iter-time=10', raw, images.luks]);
   });
 
   it('df and ls read qed, parallels and LUKS (with --key-file) as the raw disk reads', async () => {

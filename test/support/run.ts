@@ -31,3 +31,21 @@ export async function guestlens(args: string[], options: { env?: Record<string, 
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
+
+/**
+ * qemu-img making a LUKS header. QEMU times PBKDF2 on a new thread to choose
+ * its iteration count, and Debian's 7.2 (with upstream commit c72cab5ad9)
+ * fails with "Unable to get accurate CPU usage" when the first, short round
+ * reads a CPU time of zero (getrusage is not updated yet; fixed upstream in
+ * 2025). It happens at random, so this runs it again a few times: the image
+ * is then made as asked.
+ */
+export async function shLuks(file: string, args: string[]): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sh(file, args);
+    } catch (err) {
+      if (attempt >= 8 || !/Unable to get accurate CPU usage/.test((err as Error).message)) throw err;
+    }
+  }
+}

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { sh } from '../../../test/support/run.ts';
+import { sh, shLuks } from '../../../test/support/run.ts';
 import { Prng } from '../../../test/support/prng.ts';
 import { waitFor } from '../../../test/support/processes.ts';
 import type { BlockSource } from '@guestlens/block';
@@ -40,7 +40,7 @@ export async function makeLuks(dir: string, size: number): Promise<string> {
   const secretFile = join(dir, 'pass');
   writeFileSync(secretFile, PASS, { mode: 0o600 });
   const obj = `secret,id=s0,file=${secretFile}`;
-  await sh('qemu-img', ['create', '-q', '-f', 'luks', '--object', obj, '-o', 'key-secret=s0,iter-time=10', image, String(size)]);
+  await shLuks('qemu-img', ['create', '-q', '-f', 'luks', '--object', obj, '-o', 'key-secret=s0,iter-time=10', image, String(size)]);
   const writes = dataRuns(size).map(([at, n], i) => ['-c', `write -P 0x${(0x31 + i).toString(16)} ${Math.floor(at / 512) * 512} ${Math.ceil(n / 512) * 512}`]);
   await sh('qemu-io', ['--object', obj, '--image-opts', `driver=luks,key-secret=s0,file.filename=${image}`, ...writes.flat()]);
   return image;

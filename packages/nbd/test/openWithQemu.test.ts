@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { extents } from '@guestlens/block';
 import { openWithQemu, liveDaemons, DAEMON_DIR_PREFIX, NbdSource, PassphraseError, ImageAccessError, QemuDaemonError, NbdClosedError } from '@guestlens/nbd';
 import { scratchDir } from '../../../test/support/scratch.ts';
-import { sh } from '../../../test/support/run.ts';
+import { sh, shLuks } from '../../../test/support/run.ts';
 import { snapshotImage, assertImageUnchanged } from '../../../test/support/imageGuard.ts';
 import { qemuMapRuns, type KindRun } from '../../../test/support/qemuImgCompare.ts';
 import { Prng } from '../../../test/support/prng.ts';
@@ -161,7 +161,7 @@ describe('openWithQemu (qemu-storage-daemon)', function () {
     const secretFile = join(dir, 'enc-pass');
     writeFileSync(secretFile, PASS, { mode: 0o600 });
     const obj = `secret,id=s0,file=${secretFile}`;
-    await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '--object', obj, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', image, String(8 * MiB)]);
+    await shLuks('qemu-img', ['create', '-q', '-f', 'qcow2', '--object', obj, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', image, String(8 * MiB)]);
     await sh('qemu-io', ['--object', obj, '--image-opts', `driver=qcow2,encrypt.key-secret=s0,file.filename=${image}`, '-c', 'write -P 0x5a 5M 64k']);
     const source = await openWithQemu(image, { secret: PASS });
     try {
