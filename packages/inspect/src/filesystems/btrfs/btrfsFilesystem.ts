@@ -32,24 +32,8 @@ export interface BtrfsOpenOptions extends FilesystemOpenOptions {
   statfs?: 'guest' | 'read-only-mount';
 }
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-const S_IFREG = 0o100000;
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, fileTypeOfMode } from '../posixMode.ts';
 const PATH_MAX = 4096;
-
-function fileTypeOfMode(mode: number): FileType {
-  switch (mode & S_IFMT) {
-    case 0o100000: return 'file';
-    case 0o040000: return 'directory';
-    case 0o120000: return 'symlink';
-    case 0o020000: return 'chardev';
-    case 0o060000: return 'blockdev';
-    case 0o010000: return 'fifo';
-    case 0o140000: return 'socket';
-    default: return 'unknown';
-  }
-}
 
 const FT_TYPES: Record<number, FileType> = {
   [FT.REG_FILE]: 'file',

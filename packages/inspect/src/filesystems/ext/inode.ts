@@ -27,14 +27,9 @@ export const INODE_FLAGS = {
   INLINE_DATA: 0x10000000,
 } as const;
 
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
+// The mode bits have one owner (../posixMode.ts); re-exported for this driver's modules.
+export { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, fileTypeOfMode } from '../posixMode.ts';
+import { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, fileTypeOfMode } from '../posixMode.ts';
 
 export interface Inode {
   ino: number;
@@ -189,19 +184,6 @@ function verifyInodeChecksum(vol: ExtVolume, raw: Buffer, seed: number, hasHi: b
   let stored = raw.readUInt16LE(0x7c);
   if (raw.length > GOOD_OLD_INODE_SIZE && hasHi) stored = (stored | (raw.readUInt16LE(0x82) << 16)) >>> 0;
   if (stored !== computed) throw new ExtChecksumError(vol.image, where, byteOffset, computed, stored, { retryable: vol.retryable });
-}
-
-export function fileTypeOfMode(mode: number): 'file' | 'directory' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket' | 'unknown' {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return 'file';
-    case S_IFDIR: return 'directory';
-    case S_IFLNK: return 'symlink';
-    case S_IFCHR: return 'chardev';
-    case S_IFBLK: return 'blockdev';
-    case S_IFIFO: return 'fifo';
-    case S_IFSOCK: return 'socket';
-    default: return 'unknown';
-  }
 }
 
 /** Device numbers of a chardev/blockdev inode: old 16-bit encoding in i_block[0], else the new one in i_block[1]. */

@@ -29,14 +29,9 @@ import {
 import { decodeTimestamp } from './timestamp.ts';
 import type { XfsVolume } from './volume.ts';
 
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
+// The mode bits have one owner (../posixMode.ts); re-exported for this driver's modules.
+export { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, fileTypeOfMode } from '../posixMode.ts';
+import { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, fileTypeOfMode } from '../posixMode.ts';
 
 /** The deepest bmap btree any geometry allows (XFS_BM_MAXLEVELS is at most 9 with 64-bit counts). */
 export const MAX_BMBT_LEVELS = 9;
@@ -106,19 +101,6 @@ export function inodeLocation(vol: XfsVolume, ino: number): InodeLocation {
 export function inodeNumber(vol: XfsVolume, value: bigint, what: string): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new UnsafeNumberError(`${vol.image}: ${what}`, value);
   return Number(value);
-}
-
-export function fileTypeOfMode(mode: number): FileType {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return 'file';
-    case S_IFDIR: return 'directory';
-    case S_IFLNK: return 'symlink';
-    case S_IFCHR: return 'chardev';
-    case S_IFBLK: return 'blockdev';
-    case S_IFIFO: return 'fifo';
-    case S_IFSOCK: return 'socket';
-    default: return 'unknown';
-  }
 }
 
 /** Bytes of the inode core (v1/v2 or v3). */
