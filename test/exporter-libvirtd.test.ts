@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { createServer } from 'node:net';
+import { freePort } from './support/net.ts';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDisk, haveTool, toQcow2 } from './support/guestDisk.ts';
@@ -20,15 +20,6 @@ import { scratchDir, scratchRoot } from './support/scratch.ts';
 const URI = 'qemu:///system';
 const virsh = (...args: string[]) => execa('virsh', ['-c', URI, ...args], { reject: false, timeout: 60000 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 describe('guestlens exporter --libvirt against libvirtd running a TCG domain', function () {
   this.timeout(180000);

@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './support/net.ts';
 import { join } from 'node:path';
 import { buildDisk, haveTool, toQcow2 } from './support/guestDisk.ts';
 import { snapshotImage, assertImageUnchanged, type ImageSnapshot } from './support/imageGuard.ts';
@@ -28,17 +28,6 @@ const GUESTLENS = join(repoRoot, 'cli', 'bin', 'guestlens');
 const DEPLOY = join(repoRoot, 'deploy');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function get(url: string): Promise<{ status: number; body: string; ms: number }> {
   const started = performance.now();

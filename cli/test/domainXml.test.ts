@@ -24,8 +24,21 @@ const xml = `<domain type='kvm' id='3'>
     </disk>
     <disk type='network' device='disk'>
       <driver name='qemu' type='raw'/>
-      <source protocol='rbd' name='pool/image'><host name='mon1' port='6789'/></source>
+      <source protocol='rbd' name='pool/image'><host name='mon1' port='6789'/><host name='mon2'/><snapshot name='snap1'/><config file='/etc/ceph/ceph.conf'/></source>
       <target dev='vdc' bus='virtio'/>
+    </disk>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source protocol='iscsi' name='iqn.2013-07.com.example:storage/3'>
+        <host name='san.example' port='3261'/>
+        <auth username='guest'><secret type='iscsi' usage='libvirtiscsi'/></auth>
+        <initiator><iqn name='iqn.2013-07.com.example:host'/></initiator>
+      </source>
+      <target dev='vde' bus='virtio'/>
+    </disk>
+    <disk type='network' device='cdrom'>
+      <source protocol='https' name='/isos/debian.iso' query='token=1'><host name='mirror.example'/><ssl verify='no'/></source>
+      <target dev='sdb' bus='sata'/>
     </disk>
     <disk type='volume' device='disk'>
       <source pool='default' volume='extra.qcow2'/>
@@ -35,22 +48,40 @@ const xml = `<domain type='kvm' id='3'>
 </domain>`;
 
 describe('libvirt domain XML', () => {
-  it('lists file and block disks in order, with their formats', () => {
+  it('lists file, block and network disks in order, with their formats and what libvirt says of the network source', () => {
     const d = parseDomainXml(xml, 'test.xml');
     assert.equal(d.name, 'web & db');
     assert.equal(d.uuid, '4dea22b3-1d52-d8f3-2516-782e98ab3fa0');
     assert.deepEqual(d.disks, [
       { path: '/var/lib/libvirt/images/web, "main".qcow2', format: 'qcow2', device: 'disk', target: 'vda' },
       { path: '/dev/vg0/data', format: 'raw', device: 'disk', target: 'vdb' },
+      {
+        path: 'rbd:pool/image (mon1:6789)',
+        format: 'raw',
+        device: 'disk',
+        target: 'vdc',
+        network: { protocol: 'rbd', name: 'pool/image', hosts: [{ name: 'mon1', port: '6789', transport: undefined, socket: undefined }, { name: 'mon2', port: undefined, transport: undefined, socket: undefined }], snapshot: 'snap1', config: '/etc/ceph/ceph.conf' },
+      },
+      {
+        path: 'iscsi://san.example:3261/iqn.2013-07.com.example:storage/3',
+        format: 'qcow2',
+        device: 'disk',
+        target: 'vde',
+        network: { protocol: 'iscsi', name: 'iqn.2013-07.com.example:storage/3', hosts: [{ name: 'san.example', port: '3261', transport: undefined, socket: undefined }], username: 'guest', secret: 'iscsi libvirtiscsi', initiator: 'iqn.2013-07.com.example:host' },
+      },
+      {
+        path: 'https://mirror.example/isos/debian.iso?token=1',
+        format: undefined,
+        device: 'cdrom',
+        target: 'sdb',
+        network: { protocol: 'https', name: '/isos/debian.iso', hosts: [{ name: 'mirror.example', port: undefined, transport: undefined, socket: undefined }], query: 'token=1', sslVerify: false },
+      },
     ]);
   });
 
-  it('reports network and volume disks as unsupported by name, skips an empty CD-ROM', () => {
+  it('reports volume disks as unsupported by name, skips an empty CD-ROM', () => {
     const d = parseDomainXml(xml, 'test.xml');
-    assert.deepEqual(d.unsupported, [
-      { type: 'network', target: 'vdc', description: 'rbd:pool/image' },
-      { type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' },
-    ]);
+    assert.deepEqual(d.unsupported, [{ type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' }]);
   });
 
   it('rejects what is not a domain with a clear error', () => {

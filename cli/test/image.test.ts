@@ -70,8 +70,8 @@ describe('guestlens image', function () {
       const expected = await qemuImg(['info', '--backing-chain', top]);
       const r = await guardImages([top, mid, base], () => guestlens(['image', 'info', top]));
       assert.equal(r.exitCode, 0, r.stderr);
-      // guestlens adds the feature bits by name; the rest is qemu-img's text.
-      assert.equal(r.stdout.replace(/^features: .*\n/m, ''), expected);
+      // guestlens adds the feature bits by name and who reads the image; the rest is qemu-img's text.
+      assert.equal(r.stdout.replace(/^features: .*\n/m, '').replace(/^reader: guestlens \(native\)\n/m, ''), expected);
       assert.match(r.stdout, /^features: compression type, extended L2 entries, lazy refcounts$/m);
     });
 
@@ -79,7 +79,7 @@ describe('guestlens image', function () {
       const v2 = join(dir, 'v2.qcow2');
       await qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'compat=0.10,cluster_size=4096', v2, '3G']);
       const r = await guestlens(['image', 'info', v2]);
-      assert.equal(r.stdout, await qemuImg(['info', '--backing-chain', v2]));
+      assert.equal(r.stdout, `${await qemuImg(['info', '--backing-chain', v2])}reader: guestlens (native)\n`);
     });
 
     it('--json has qemu-img\'s field names and values', async () => {
@@ -103,7 +103,7 @@ describe('guestlens image', function () {
       assert.equal(refused.exitCode, 1);
       assert.match(refused.stderr, /^guestlens: .*datafile.qcow2: keeps its guest data in the external data file ".*datafile.raw"/);
       const r = await guestlens(['image', 'info', '--allow-external-data-file', image]);
-      assert.equal(r.stdout, `${await qemuImg(['info', image])}features: external data file\n`);
+      assert.equal(r.stdout, `${await qemuImg(['info', image])}features: external data file\nreader: guestlens (native)\n`);
     });
 
     it('refuses a backing file outside the directory with --backing same-dir, and any with --no-backing', async () => {

@@ -1,11 +1,13 @@
 /**
  * `guestlens image info|cat`: what an image is (like `qemu-img info
  * --backing-chain`) and its guest-visible bytes (like `qemu-img dd`), read by
- * the in-repo readers (qcow2, vmdk, vdi, vhdx, vpc, raw). Images are opened
- * read-only and never written.
+ * the in-repo readers (qcow2, vmdk, vdi, vhdx, vpc, raw), and by QEMU through
+ * NBD for the formats they don't read (or with --reader qemu). `image info`
+ * says which read it. Images are opened read-only and never written.
  */
 import type { Argv, CommandModule } from 'yargs';
-import type { BackingPolicy, OpenImageOptions } from '@guestlens/qcow2-js';
+import type { BackingPolicy, ImageLayer, OpenImageOptions } from '@guestlens/qcow2-js';
+import type { OpenedImage } from '@guestlens/inspect';
 import { GuestlensError } from '@guestlens/block';
 import { UsageError } from '../errors.ts';
 import { printJson } from '../output/print.ts';
@@ -25,6 +27,8 @@ interface CommonArgs {
   format?: string;
   backing?: string | boolean;
   'allow-external-data-file': boolean;
+  reader?: 'native' | 'qemu';
+  'key-file'?: string;
 }
 
 interface InfoArgs extends CommonArgs {
@@ -44,7 +48,38 @@ function commonOptions<T>(y: Argv<T>) {
       type: 'string',
       describe: `Which files the image may name (backing files, data file, VMDK extents): ${BACKING_POLICIES.join(', ')}. same-dir: only inside the image's directory; none: no other file (--no-backing). Default allow.`,
     })
-    .option('allow-external-data-file', { type: 'boolean', default: false, describe: 'Read a qcow2 external data file named in the image (refused by default)' });
+    .option('allow-external-data-file', { type: 'boolean', default: false, describe: 'Read a qcow2 external data file named in the image (refused by default)' })
+    .option('reader', {
+      type: 'string',
+      choices: ['native', 'qemu'],
+      describe: "Who reads the format: by default guestlens where it has a reader, QEMU (qemu-storage-daemon over NBD) for the rest (qed, parallels, LUKS, ...); native: guestlens's only; qemu: QEMU's, to compare",
+    })
+    .option('key-file', { type: 'string', describe: 'A file whose first line is the passphrase of a LUKS-encrypted image (read by QEMU)' });
+}
+
+/**
+ * The image through QEMU, when asked for or when guestlens has no reader for
+ * a layer of it (`nativeReason`); undefined when guestlens reads it.
+ */
+async function qemuSource(image: string, argv: CommonArgs, layers: ImageLayer[]): Promise<OpenedImage | undefined> {
+  const unreadable = layers.find((l) => !l.readable);
+  if (argv.reader === 'native' || (argv.reader === undefined && !unreadable)) return undefined;
+  const { openImageWithQemu, openInsteadWithQemu } = await import('@guestlens/inspect');
+  const secret = argv['key-file'] === undefined ? undefined : await readKey(argv['key-file']);
+  const spec = { path: image, ...(argv.format ? { format: argv.format } : {}), ...(secret === undefined ? {} : { secret }) };
+  const policy = openOptions(argv).backingPolicy;
+  const options = { overlay: false, backing: typeof policy === 'string' ? policy : undefined };
+  if (!unreadable) return openImageWithQemu(spec, options);
+  return openInsteadWithQemu(spec, options, `${unreadable.unreadableReason ?? `in ${unreadable.format} format`}`);
+}
+
+async function readKey(file: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    return (await readFile(file, 'utf8')).split('\n')[0];
+  } catch (err) {
+    throw new UsageError(`--key-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
 }
 
 /** The image operand: yargs leaves what follows `--` in argv._, so an image named "-x" can be given as `-- -x`. */
@@ -84,10 +119,26 @@ const infoCommand: CommandModule<object, InfoArgs> = {
       .epilog(UNTRUSTED_NOTE) as unknown as Argv<InfoArgs>,
   handler: async (argv) => {
     const image = operand(argv);
-    const { describeImage, formatImageInfo, openImage } = await import('@guestlens/qcow2-js');
+    if (argv['key-file'] !== undefined && argv.reader === 'native') throw new UsageError('--key-file: encrypted images are read by QEMU; leave out --reader native');
+    const { describeImage, formatImageInfo, imageChain, openImage } = await import('@guestlens/qcow2-js');
     const top = await openImage(image, openOptions(argv));
     try {
       const chain = describeImage(top);
+      // Who reads it, shown on the top layer: guestlens, QEMU (with the size QEMU sees), or nobody (and why).
+      let qemu: OpenedImage | undefined;
+      try {
+        qemu = await qemuSource(image, argv, imageChain(top));
+        if (qemu) {
+          chain[0].reader = 'qemu';
+          chain[0]['virtual-size'] ??= qemu.source.size;
+        } else chain[0].reader = chain.every((l) => l.readable !== false) ? 'native' : 'none';
+      } catch (err) {
+        if (!(err instanceof GuestlensError)) throw err;
+        chain[0].reader = 'none';
+        chain[0]['reader-error'] = err.message;
+      } finally {
+        await qemu?.close();
+      }
       if (argv.json) printJson(chain);
       else process.stdout.write(formatImageInfo(chain));
     } finally {
@@ -112,10 +163,18 @@ const catCommand: CommandModule<object, CatArgs> = {
     const offset = argv.offset === undefined ? 0 : parseByteCount(argv.offset, 'offset');
     const requested = argv.length === undefined ? undefined : parseByteCount(argv.length, 'length');
     const { guestChunks, imageChain, openImage } = await import('@guestlens/qcow2-js');
-    const source = await openImage(image, openOptions(argv));
+    const top = await openImage(image, openOptions(argv));
+    let qemu: OpenedImage | undefined;
+    try {
+      qemu = await qemuSource(image, argv, imageChain(top));
+    } catch (err) {
+      await top.close();
+      throw err;
+    }
+    const source = qemu?.source ?? top;
     try {
       // A format recognised but not read: refuse before writing a byte (its size is unknown, its bytes are not the guest's).
-      const unreadable = imageChain(source).find((layer) => !layer.readable);
+      const unreadable = qemu ? undefined : imageChain(top).find((layer) => !layer.readable);
       if (unreadable) throw new GuestlensError('EOPNOTSUPP', `${unreadable.name}: is ${unreadable.unreadableReason ?? `in ${unreadable.format} format`}`);
       if (offset > source.size) throw new UsageError(`--offset ${offset} is past the end of the guest disk (${source.size} bytes)`);
       const length = requested ?? source.size - offset;
@@ -126,7 +185,8 @@ const catCommand: CommandModule<object, CatArgs> = {
         if (!(await write(chunk))) break;
       }
     } finally {
-      await source.close();
+      await qemu?.close();
+      await top.close();
     }
   },
 };

@@ -121,7 +121,8 @@ export class WatchedGuest {
   private async readOnce(): Promise<void> {
     const started = performance.now();
     const { openGuest, readGuestDf, inspectGuest } = await import('@guestlens/inspect');
-    const now = await Promise.all(this.job.images.map((i) => fileIdentity(i.path)));
+    // A network disk has no file to tell replacement by; QEMU reconnects to the same source.
+    const now = await Promise.all(this.job.images.map((i) => (i.network ? `network:${i.path}` : fileIdentity(i.path))));
     const gone = now.findIndex((x) => x === undefined);
     if (gone >= 0) {
       const seen = this.identity !== undefined;
@@ -134,7 +135,7 @@ export class WatchedGuest {
       this.count('replaced');
     }
     // The canary (see above): answers, or hangs here rather than in a synchronous call.
-    for (const image of this.job.images) await readProbeBytes(image.path).catch(() => undefined);
+    for (const image of this.job.images) if (!image.network) await readProbeBytes(image.path).catch(() => undefined);
     let fresh = false;
     if (!this.guest) {
       try {
@@ -228,6 +229,7 @@ async function imageHolders(job: GuestJob): Promise<ImageHolderFacts[]> {
     return out;
   }
   for (const image of job.images) {
+    if (image.network) continue; // QEMU's locks are on files; a network server has its own.
     try {
       const r = await locking.probe(image.path, { nonBlocking: true });
       for (const h of r.holders) out.push({ image: image.path, holder: locking.holderLabel(h), access: h.uses.includes('write') ? 'read-write' : 'read-only' });

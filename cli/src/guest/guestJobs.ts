@@ -29,7 +29,7 @@ export interface GuestJob {
   /** How output names it: the image's base name, "first+" for several disks, the domain's name. */
   name: string;
   images: ImageSpec[];
-  /** Disks known to be unreadable (libvirt network/volume disks), said as problems. */
+  /** Disks known to be unreadable (libvirt volume disks, ...), said as problems. */
   unreadable: string[];
 }
 
@@ -42,8 +42,8 @@ export function guestOptions<T>(y: Argv<T>, { mount = true }: { mount?: boolean 
     .option('connect', { alias: 'c', type: 'string', describe: 'libvirt URI for -d' })
     .option('domain-xml', { type: 'string', array: true, nargs: 1, default: [], describe: 'a saved libvirt domain XML file' })
     .option('backing', { type: 'string', describe: 'which files an image may name (backing files, data files): allow (default), same-dir (only inside its directory), none' })
-    .option('reader', { type: 'string', choices: ['native', 'qemu'], describe: 'who reads the image format: guestlens (native, default) or QEMU through qemu-storage-daemon and NBD (qed, parallels, dmg, cloop, LUKS, and to compare)' })
-    .option('key-file', { type: 'string', describe: 'a file whose first line is the passphrase of LUKS-encrypted images (with --reader qemu)' });
+    .option('reader', { type: 'string', choices: ['native', 'qemu'], describe: 'who reads the image format: by default guestlens where it has a reader (raw, qcow2, vmdk, vhdx, vpc, vdi) and QEMU, through qemu-storage-daemon and NBD, for the rest (qed, parallels, dmg, cloop, LUKS, ...); native refuses those, qemu forces QEMU (to compare)' })
+    .option('key-file', { type: 'string', describe: 'a file whose first line is the passphrase of LUKS-encrypted images (read by QEMU)' });
   if (mount) out = out.option('mount', { alias: 'm', type: 'string', array: true, nargs: 1, default: [], describe: 'mount DEV[:MOUNTPOINT] by hand instead of inspecting (repeatable; MOUNTPOINT defaults to /)' }) as typeof out;
   return out;
 }
@@ -62,8 +62,9 @@ export function guestDisplayName(firstName: string, diskCount: number): string {
 /** Every guest the arguments name (df: each positional image is a guest of its own). */
 export async function guestJobs(args: GuestArgs, images: string[]): Promise<GuestJob[]> {
   const secret = args['key-file'] === undefined ? undefined : await readSecret(args['key-file']);
-  if (secret !== undefined && args.reader !== 'qemu') throw new UsageError('--key-file: encrypted images are read by QEMU; give --reader qemu too');
-  const extra = { ...(args.reader === 'qemu' ? { reader: 'qemu' as const } : {}), ...(secret === undefined ? {} : { secret }) };
+  if (secret !== undefined && args.reader === 'native') throw new UsageError('--key-file: encrypted images are read by QEMU; leave out --reader native');
+  const reader: Pick<ImageSpec, 'reader'> = args.reader === 'qemu' || args.reader === 'native' ? { reader: args.reader } : {};
+  const extra = { ...reader, ...(secret === undefined ? {} : { secret }) };
   const spec = (path: string, format = args.format): ImageSpec => ({ path, format, ...extra });
   const jobs: GuestJob[] = [];
   if (args.add.length > 0) jobs.push({ name: guestDisplayName(basename(args.add[0]), args.add.length), images: args.add.map((p) => spec(p)), unreadable: [] });
@@ -98,8 +99,8 @@ export function domainJob(domain: Domain, args: Pick<GuestArgs, 'uuid' | 'format
   return {
     name: args.uuid && domain.uuid ? domain.uuid : domain.name,
     // --format overrides what libvirt says only when given.
-    images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format })),
-    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type} ${u.description}): ${u.type} disks are not supported; only file and block disks are read`),
+    images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format, ...(d.network ? { network: d.network } : {}) })),
+    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type} ${u.description}): ${u.type} disks are not supported; file, block and network disks are read`),
   };
 }
 

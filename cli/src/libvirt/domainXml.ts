@@ -1,14 +1,18 @@
 /**
  * The disks of a libvirt domain, from its XML (`virsh -r dumpxml` or a saved
- * file). File and block disks are readable; network and volume disks are
- * reported by name as unsupported rather than dropped or crashed on.
+ * file). File and block disks are read as files; network disks are read
+ * through QEMU's driver for their protocol (@guestlens/nbd); volume and other
+ * disks are reported by name as unsupported rather than dropped or crashed on.
  */
 import { XMLParser } from 'fast-xml-parser';
 import { GuestlensError } from '@guestlens/block';
+import { networkDiskName, type NetworkDisk } from '@guestlens/nbd';
 
 export interface DomainDisk {
-  /** Path of the file or block device. */
+  /** Path of the file or block device; for a network disk, its URL-like name. */
   path: string;
+  /** What libvirt says of a network disk's source. */
+  network?: NetworkDisk;
   /** Format from <driver type=...>, when libvirt states it. */
   format: string | undefined;
   /** 'disk', 'cdrom', 'floppy', 'lun'. */
@@ -80,6 +84,9 @@ export function parseDomainXml(xml: string, origin: string): Domain {
         // An empty CD-ROM drive has no source: nothing to read, as libguestfs skips it.
         if (!path) continue;
         disks.push({ path, format, device, target });
+      } else if (type === 'network' && source) {
+        const network = networkSource(source);
+        disks.push({ path: networkDiskName(network), network, format, device, target });
       } else {
         const description =
           type === 'network'
@@ -92,4 +99,28 @@ export function parseDomainXml(xml: string, origin: string): Domain {
     }
   }
   return { name, uuid: text(domain.uuid), disks, unsupported };
+}
+
+/** libvirt's `<source>` of a network disk, as the nbd package takes it. */
+function networkSource(source: Node): NetworkDisk {
+  const auth = asArray(source.auth)[0] ?? undefined;
+  const secret = asArray(auth?.secret)[0];
+  const out: NetworkDisk = {
+    protocol: attr(source, 'protocol') ?? '?',
+    hosts: asArray(source.host).map((h) => ({ name: attr(h, 'name'), port: attr(h, 'port'), transport: attr(h, 'transport'), socket: attr(h, 'socket') })),
+  };
+  const set = <K extends keyof NetworkDisk>(key: K, value: NetworkDisk[K] | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('name', attr(source, 'name'));
+  set('tls', attr(source, 'tls') === 'yes' ? true : undefined);
+  set('query', attr(source, 'query'));
+  set('username', attr(auth, 'username'));
+  set('secret', secret ? `${attr(secret, 'type') ?? ''} ${attr(secret, 'usage') ?? attr(secret, 'uuid') ?? '?'}`.trim() : undefined);
+  set('sslVerify', attr(asArray(source.ssl)[0], 'verify') === 'no' ? false : undefined);
+  set('snapshot', attr(asArray(source.snapshot)[0], 'name'));
+  set('config', attr(asArray(source.config)[0], 'file'));
+  set('initiator', attr(asArray(asArray(source.initiator)[0]?.iqn)[0], 'name'));
+  set('knownHosts', attr(asArray(source.knownHosts)[0], 'path'));
+  return out;
 }

@@ -18,6 +18,7 @@ export {
   type RefreshResult,
 } from './guest/guest.ts';
 export { GuestFilesystem, type GuestReadStreamOptions, type ReadFileOptions } from './guest/guestFilesystem.ts';
+export { openImageWithQemu, openInsteadWithQemu } from './guest/qemuReader.ts';
 export { openImageDefault, type BackingPolicy, type ImageOpener, type ImageOpenOptions, type ImageSpec, type OpenedImage } from './guest/imageOpener.ts';
 export { resolvePath, MAX_SYMLINKS, type ResolvedPath, type ResolveOptions } from './guest/pathResolver.ts';
 export { diskDevice, diskLetters, partitionDevice, lvDevice, btrfsSubvolumeDevice, partitionSourceName, canonicalDeviceName } from './guest/deviceName.ts';

@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { NbdSource } from './nbdSource.ts';
 import { ImageAccessError, NbdError, PassphraseError, QemuDaemonError } from './errors.ts';
+import { networkBlockdev, networkDiskName, type NetworkDisk } from './networkDisk.ts';
 
 export interface OpenWithQemuOptions {
   /** QEMU format driver (qcow2, qed, parallels, dmg, cloop, luks, raw, ...). Default: what `qemu-img info` says. */
@@ -203,6 +204,11 @@ function startError(image: string, format: string, stderr: string, secret: boole
   if (/key-secret/i.test(msg) && !secret) {
     return new PassphraseError(image, `the image is encrypted and needs a passphrase: give --key-file FILE (QEMU: ${msg})`);
   }
+  const protocolDriver = /Unknown driver '(nbd|iscsi|rbd|gluster|https?|ftps?|ssh|nfs)'/i.exec(msg);
+  if (protocolDriver) return new QemuDaemonError(image, `this QEMU has no ${protocolDriver[1]} driver: install the Debian package qemu-block-extra (QEMU: ${msg})`, 'ENOENT', { qemu: msg });
+  if (/connection refused|could not resolve|name or service not known|no route to host|network is unreachable|timed out|failed to connect|couldn't connect|failed to mount nfs|_service failed/i.test(msg)) {
+    return new QemuDaemonError(image, `QEMU cannot reach it: ${msg}; check the host, the port and that the server is running`, 'ECONNREFUSED', { qemu: msg });
+  }
   if (/no such file/i.test(msg)) return new ImageAccessError(image, `QEMU cannot open it: ${msg}`, 'ENOENT');
   if (/permission denied/i.test(msg)) return new ImageAccessError(image, `QEMU cannot open it: ${msg}`, 'EACCES');
   if (/unknown driver|not in .* format|not a .* image|image is not|bad magic|invalid|unsupported/i.test(msg)) {
@@ -219,15 +225,52 @@ export async function openWithQemu(imagePath: string, options: OpenWithQemuOptio
   const image = options.name ?? imagePath;
   const path = resolve(imagePath);
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
   const { blockDevice } = checkImage(image, path);
-
   const format = options.format ?? (await detectFormat(image, path, timeoutMs));
+  // Locking off: a running VM may hold the image, and we only read.
+  const protocol = { driver: blockDevice ? 'host_device' : 'file', filename: path, locking: 'off' };
+  return startDaemon(image, protocol, format, { ...options, timeoutMs });
+}
+
+/**
+ * Open a network disk (libvirt's `<disk type='network'>`) read-only through
+ * QEMU's driver for its protocol, in a private qemu-storage-daemon; `format`
+ * is what libvirt's `<driver type=...>` says (raw when absent).
+ */
+export async function openNetworkWithQemu(disk: NetworkDisk, options: OpenWithQemuOptions = {}): Promise<NbdSource> {
+  const image = options.name ?? networkDiskName(disk);
+  const protocol = networkBlockdev(disk, image);
+  return startDaemon(image, protocol, options.format ?? 'raw', { ...options, timeoutMs: options.timeoutMs ?? 30_000 });
+}
+
+/** The daemon's command line: the protocol node, the format node on it, and a read-only NBD export of the format node on `socket`. */
+export function daemonArgs(protocol: Record<string, unknown>, format: string, socket: string, secret?: { file: string; key: string }): string[] {
+  const args: string[] = [];
+  const formatNode: Record<string, unknown> = { driver: format, 'node-name': 'fmt0', file: 'proto0', 'read-only': true };
+  if (secret) {
+    args.push('--object', `secret,id=sec0,format=raw,file=${qemuValue(secret.file)}`);
+    // 'encrypt.format=luks,encrypt.key-secret' for qcow2: a nested object in JSON.
+    if (secret.key === 'key-secret') formatNode['key-secret'] = 'sec0';
+    else formatNode.encrypt = { format: 'luks', 'key-secret': 'sec0' };
+  }
+  // JSON, not key=value: no comma escaping, and nested options (server.type, ...) as QAPI has them.
+  args.push(
+    '--blockdev', JSON.stringify({ ...protocol, 'node-name': 'proto0', 'read-only': true }),
+    '--blockdev', JSON.stringify(formatNode),
+    '--nbd-server', `addr.type=unix,addr.path=${qemuValue(socket)}`,
+    '--export', 'type=nbd,id=exp0,node-name=fmt0,name=image,writable=off',
+  );
+  return args;
+}
+
+async function startDaemon(image: string, protocol: Record<string, unknown>, format: string, options: OpenWithQemuOptions & { timeoutMs: number }): Promise<NbdSource> {
+  const { timeoutMs } = options;
+  const deadline = Date.now() + timeoutMs;
   if (!(QEMU_FORMATS as readonly string[]).includes(format)) {
     throw new QemuDaemonError(image, `format "${format}" is not one guestlens opens through QEMU; use one of ${QEMU_FORMATS.join(', ')}`, 'EINVAL', { format });
   }
   // LUKS images, and qcow2 with LUKS encryption (QEMU no longer opens the old AES kind for reading).
-  const secretKey = format === 'luks' ? 'key-secret' : format === 'qcow2' ? 'encrypt.format=luks,encrypt.key-secret' : undefined;
+  const secretKey = format === 'luks' ? 'key-secret' : format === 'qcow2' ? 'encrypt.key-secret' : undefined;
   if (options.secret !== undefined && !secretKey) {
     throw new QemuDaemonError(image, `a passphrase was given, but format ${format} has no encryption guestlens can unlock (only luks and qcow2)`, 'EINVAL');
   }
@@ -244,8 +287,7 @@ export async function openWithQemu(imagePath: string, options: OpenWithQemuOptio
     throw new QemuDaemonError(image, `the socket path ${socket} is too long for a unix socket; point TMPDIR at a shorter directory`, 'ENAMETOOLONG');
   }
 
-  const args: string[] = [];
-  let secretOpt = '';
+  let secret: { file: string; key: string } | undefined;
   if (options.secret !== undefined && secretKey) {
     const secretFile = join(dir, 'secret');
     try {
@@ -254,15 +296,9 @@ export async function openWithQemu(imagePath: string, options: OpenWithQemuOptio
       rmSync(dir, { recursive: true, force: true });
       throw new QemuDaemonError(image, `cannot write the passphrase file in ${dir}: ${(err as NodeJS.ErrnoException).code}`, 'EIO');
     }
-    args.push('--object', `secret,id=sec0,format=raw,file=${qemuValue(secretFile)}`);
-    secretOpt = `,${secretKey}=sec0`;
+    secret = { file: secretFile, key: secretKey };
   }
-  args.push(
-    '--blockdev', `driver=${blockDevice ? 'host_device' : 'file'},node-name=proto0,filename=${qemuValue(path)},read-only=on,locking=off`,
-    '--blockdev', `driver=${format},node-name=fmt0,file=proto0,read-only=on${secretOpt}`,
-    '--nbd-server', `addr.type=unix,addr.path=${qemuValue(socket)}`,
-    '--export', 'type=nbd,id=exp0,node-name=fmt0,name=image,writable=off',
-  );
+  const args = daemonArgs(protocol, format, socket, secret);
 
   let child: ChildProcess;
   try {

@@ -51,6 +51,18 @@ export class ImageAccessError extends OverlayError {
   }
 }
 
+/** The image is in a format guestlens recognises and has no reader for (qed, parallels, ...): an overlay over it could not be read. */
+export class UnreadableFormatError extends ImageAccessError {
+  constructor(
+    image: string,
+    readonly format: string,
+    /** What the format table says it is ("a QED image; guestlens has no reader ..."). */
+    readonly description: string,
+  ) {
+    super(image, `is ${description}`);
+  }
+}
+
 /** A format name guestlens does not handle. */
 export class UnsupportedFormatError extends OverlayError {
   constructor(

@@ -7,7 +7,7 @@
 import { statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { probeFormat, readProbeBytesSync, type ProbeBytes } from '@guestlens/qcow2-js';
-import { FormatMismatchError, ImageAccessError, UnsupportedFormatError } from './errors.ts';
+import { FormatMismatchError, ImageAccessError, UnreadableFormatError, UnsupportedFormatError } from './errors.ts';
 import { OVERLAY_FORMATS, describeUnreadable, isOverlayFormat, type OverlayFormat } from './formats.ts';
 
 export interface ImageTarget {
@@ -43,7 +43,7 @@ export async function resolveImage(image: string, format?: string): Promise<Imag
   const { head, tail } = probe;
   const probed = probeFormat(head, blockDevice ? undefined : tail, path);
   if (format === undefined) {
-    if (!isOverlayFormat(probed)) throw new ImageAccessError(image, `is ${describeUnreadable(probed) ?? `in ${probed} format, which guestlens cannot read`}`);
+    if (!isOverlayFormat(probed)) throw new UnreadableFormatError(image, probed, describeUnreadable(probed) ?? `in ${probed} format, which guestlens cannot read`);
     return { image, path, format: probed, formatFrom: 'probed', blockDevice };
   }
   if (format !== 'raw' && format !== probed) throw new FormatMismatchError(image, format, probed);

@@ -8,7 +8,8 @@
  * implementation, qcow2-js's) judges every file an image names.
  */
 import type { BlockSource } from '@guestlens/block';
-import { createOverlay } from '@guestlens/overlay';
+import type { NetworkDisk } from '@guestlens/nbd';
+import { createOverlay, UnreadableFormatError } from '@guestlens/overlay';
 import { FORMAT_TABLE, formatDriver, openImage, probeFormatFile, readNamedFiles, type BackingPolicyName } from '@guestlens/qcow2-js';
 import { GuestOpenError } from '../errors.ts';
 
@@ -21,13 +22,19 @@ export interface ImageSpec {
   /** Logical sector size of this disk, for MBR disks that are not 512 (GPT disks reveal theirs). */
   sectorSize?: number;
   /**
-   * Who reads the image format: guestlens's own readers (default), or QEMU
-   * (qemu-storage-daemon over NBD: see qemuReader.ts), for formats guestlens
-   * has no reader for and to compare.
+   * Who reads the image format: guestlens's own readers, or QEMU
+   * (qemu-storage-daemon over NBD: see qemuReader.ts). By default guestlens's
+   * where it has a reader for every layer, QEMU for the rest (qed, parallels,
+   * LUKS, ...); 'native' refuses those by name, 'qemu' forces QEMU (to compare).
    */
   reader?: 'native' | 'qemu';
   /** A LUKS passphrase, for encrypted images read by QEMU. */
   secret?: string;
+  /**
+   * A network disk (libvirt's `<disk type='network'>`): read by QEMU's driver
+   * for its protocol; `path` is then only its name (nbd://host/export...).
+   */
+  network?: NetworkDisk;
 }
 
 export interface OpenedImage {
@@ -52,19 +59,43 @@ export interface ImageOpenOptions {
 export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promise<OpenedImage>;
 
 export const openImageDefault: ImageOpener = async (image, options) => {
-  if (image.reader === 'qemu') return (await import('./qemuReader.ts')).openImageWithQemu(image, options);
-  if (options.overlay && !(await parentUnreadByQemu(image))) return openThroughOverlay(image, options);
+  if (image.reader === 'qemu' || image.network) return openWithQemu(image, options);
+  if (options.overlay && !(await parentUnreadByQemu(image))) {
+    const unreadable = image.format === undefined ? undefined : formatDriver(image.format)?.unreadable;
+    if (unreadable && image.reader !== 'native') return openInsteadWithQemu(image, options, unreadable);
+    try {
+      return await openThroughOverlay(image, options);
+    } catch (err) {
+      // The overlay refuses a top image in a format guestlens can't read; QEMU reads it instead.
+      if (err instanceof UnreadableFormatError && image.reader !== 'native') return openInsteadWithQemu(image, options, err.description);
+      throw err;
+    }
+  }
   const format = image.format;
   if (format !== undefined && !formatDriver(format)?.open) {
-    throw new GuestOpenError(image.path, `${format} images can only be read through an overlay (guestlens reads ${readableFormats()} itself); leave the overlay on`);
+    const unreadable = formatDriver(format)?.unreadable;
+    if (image.reader !== 'native' && unreadable) return openInsteadWithQemu(image, options, unreadable);
+    throw new GuestOpenError(image.path, `${format} images are read by QEMU or through an overlay (guestlens reads ${readableFormats()} itself); leave out --reader native or leave the overlay on`);
   }
   const source = await openImage(image.path, { format, backingPolicy: options.backing ?? 'allow' });
   if (!source.readable) {
     await source.close();
-    throw new GuestOpenError(image.path, `is ${source.unreadableReason ?? `in ${source.format} format, which guestlens cannot read`}`);
+    const reason = source.unreadableReason ?? `in ${source.format} format, which guestlens cannot read`;
+    if (image.reader !== 'native') return openInsteadWithQemu(image, options, reason);
+    throw new GuestOpenError(image.path, `is ${reason}`);
   }
   return { source, format: source.format, path: image.path, close: () => source.close() };
 };
+
+/** QEMU reads it: asked for, or a network disk. */
+async function openWithQemu(image: ImageSpec, options: ImageOpenOptions): Promise<OpenedImage> {
+  return (await import('./qemuReader.ts')).openImageWithQemu(image, options);
+}
+
+/** QEMU reads it because guestlens has no reader for a layer of it (`reason`). */
+async function openInsteadWithQemu(image: ImageSpec, options: ImageOpenOptions, reason: string): Promise<OpenedImage> {
+  return (await import('./qemuReader.ts')).openInsteadWithQemu(image, options, reason);
+}
 
 /**
  * A differencing VHD or VHDX: QEMU reads the first as if it had no parent and
@@ -91,17 +122,27 @@ async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): 
   // The overlay package detects the format (never guessing raw into anything else) and checks the chain against the policy.
   const overlay = await createOverlay(image.path, { format: image.format, dir: options.overlayDir, backing: options.backing });
   let source: BlockSource | undefined;
+  let qemuInstead: string | undefined;
   try {
     // The overlay names the image in a json: backing reference that was checked above; follow it.
     // Errors name the user's image, never the temporary overlay.
     const top = await openImage(overlay.path, { format: 'qcow2', backingPolicy: 'allow', name: image.path });
     source = top;
     const unreadable = top.backing && !top.backing.readable ? top.backing : undefined;
-    if (unreadable) throw new GuestOpenError(image.path, `is ${unreadable.unreadableReason ?? `in ${unreadable.format} format, which guestlens cannot read`}`);
+    if (unreadable) {
+      qemuInstead = unreadable.unreadableReason ?? `in ${unreadable.format} format, which guestlens cannot read`;
+      if (image.reader === 'native') throw new GuestOpenError(image.path, `is ${qemuInstead}`);
+    }
   } catch (err) {
     await source?.close();
     await overlay.close();
     throw err;
+  }
+  if (qemuInstead !== undefined) {
+    // A layer guestlens has no reader for (qed, parallels, ...): QEMU reads the whole chain instead.
+    await source.close();
+    await overlay.close();
+    return openInsteadWithQemu(image, options, qemuInstead);
   }
   const opened = source;
   return {

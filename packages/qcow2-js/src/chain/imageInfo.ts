@@ -34,6 +34,14 @@ export interface ImageInfo {
   /** False when guestlens recognises the format but cannot read it (guestlens's addition; absent means true). */
   readable?: false;
   'unreadable-reason'?: string;
+  /**
+   * Who reads the image's guest bytes, on the top layer (guestlens's addition,
+   * set by the CLI): 'native' (guestlens), 'qemu' (qemu-storage-daemon over
+   * NBD, for formats guestlens has no reader for, or asked for), 'none'.
+   */
+  reader?: 'native' | 'qemu' | 'none';
+  /** Why no reader could read it ('none'). */
+  'reader-error'?: string;
 }
 
 export interface Qcow2Specific {
@@ -83,6 +91,8 @@ export function sizeToString(bytes: number): string {
   return `${Number(value.toPrecision(3))} ${units[i]}B`;
 }
 
+const READER_TEXT = { native: 'guestlens (native)', qemu: 'QEMU (qemu-storage-daemon over NBD)', none: 'none' } as const;
+
 /** `qemu-img info --backing-chain` text: one block per layer, separated by a blank line. */
 export function formatImageInfo(chain: ImageInfo[]): string {
   const blocks = chain.map((info) => {
@@ -107,6 +117,7 @@ export function formatImageInfo(chain: ImageInfo[]): string {
     if (set.length) lines.push(`features: ${set.join(', ')}`);
     if (info.snapshots) lines.push(`internal snapshots: ${info.snapshots} (not read)`);
     if (info.readable === false) lines.push(`readable: no (${info['unreadable-reason'] ?? 'not read by guestlens'})`);
+    if (info.reader !== undefined) lines.push(`reader: ${READER_TEXT[info.reader]}${info['reader-error'] ? ` (${info['reader-error']})` : ''}`);
     return lines.join('\n');
   });
   return `${blocks.join('\n\n')}\n`;

@@ -6,7 +6,7 @@
  */
 import type { ImageFormatDriver } from '../layer.ts';
 
-const HINT = 'give --reader qemu to read it through qemu-storage-daemon, or convert it with qemu-img convert -O qcow2 and read the copy';
+const HINT = 'guestlens reads them through QEMU (qemu-storage-daemon over NBD) unless --reader native is given, or convert it with qemu-img convert -O qcow2 and read the copy';
 
 function startsWith(buf: Buffer, magic: string | Buffer, at = 0): boolean {
   const m = typeof magic === 'string' ? Buffer.from(magic, 'latin1') : magic;
@@ -14,7 +14,7 @@ function startsWith(buf: Buffer, magic: string | Buffer, at = 0): boolean {
 }
 
 function unreadable(format: string, probe: ImageFormatDriver['probe'], what: string): ImageFormatDriver {
-  return { format, probe, unreadable: `${what}; guestlens cannot read ${format} images yet: ${HINT}` };
+  return { format, probe, unreadable: `${what}; guestlens has no reader of its own for ${format} images: ${HINT}` };
 }
 
 /** qcow2's magic with version 1: the older "qcow" format. */
