@@ -30,7 +30,7 @@ const target: FuzzTarget = {
   about: 'MBR (primary, extended, logical chain), GPT headers and entry arrays',
   async seeds(dir) {
     return [
-      await disk(dir, 'mbr', 'label: dos\nstart=2048, size=2048, type=c\nstart=4096, size=2048, type=83\nstart=6144, type=5\nstart=8192, size=1024, type=83\nstart=10240, size=1024, type=82\n', 2048),
+      await disk(dir, 'mbr', 'label: dos\nstart=2048, size=2048, type=c\nstart=4096, size=2048, type=83\nstart=6144, size=10000, type=5\nsize=1024, type=83\nsize=1024, type=82\n', 2048),
       await disk(dir, 'gpt', 'label: gpt\nstart=2048, size=2048, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="data"\nstart=4096, size=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nstart=6144, size=4096, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n', 2048),
     ];
   },
