@@ -1,6 +1,6 @@
 /**
  * Hostile and damaged hives: mutation fuzzing over every structure the reader
- * touches (a few thousand cases here; `pnpm exec tsx scripts/fuzz-regf.ts`
+ * touches (a few thousand cases here; `pnpm -s fuzz --target regf`
  * runs longer), and hand-made worst cases: subkey lists that make the tree a
  * cycle or a graph, an index root pointing at itself, big data that cannot
  * hold its value, absurd counts, free cells, broken bin headers, truncated

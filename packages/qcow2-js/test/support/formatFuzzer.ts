@@ -35,80 +35,12 @@ export interface FormatSeed {
   mend?: (file: MutableFile) => void;
 }
 
-const UNIT = 512;
 const U32 = [0, 1, 2, 3, 4, 6, 7, 0x1ff, 0x200, 0x1000, 0x10000, 0x100000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 const U64 = [0n, 1n, 0x200n, 0x100000n, 1n << 32n, 1n << 53n, 1n << 62n, 0xffffffffffffffffn];
 
-/**
- * A mutated copy of a seed file that shares the seed's bytes: edited
- * 512-byte units are copied on write, so a case costs its edits, not a copy
- * of a many-megabyte image.
- */
-export class MutableFile {
-  readonly units = new Map<number, Buffer>();
-  constructor(
-    readonly base: Buffer,
-    public size = base.length,
-  ) {}
-
-  private unit(index: number): Buffer {
-    let u = this.units.get(index);
-    if (!u) {
-      u = Buffer.alloc(UNIT);
-      this.base.copy(u, 0, Math.min(this.base.length, index * UNIT), Math.min(this.base.length, (index + 1) * UNIT));
-      this.units.set(index, u);
-    }
-    return u;
-  }
-
-  read(at: number, length: number): Buffer {
-    const out = Buffer.alloc(Math.max(0, Math.min(length, this.size - at)));
-    if (at < this.base.length) this.base.copy(out, 0, at, Math.min(this.base.length, at + out.length));
-    for (const [index, u] of this.units) {
-      const start = index * UNIT;
-      if (start + UNIT <= at || start >= at + out.length) continue;
-      const from = Math.max(start, at);
-      const to = Math.min(start + UNIT, at + out.length);
-      u.copy(out, from - at, from - start, to - start);
-    }
-    return out;
-  }
-
-  write(at: number, bytes: Buffer): void {
-    for (let i = 0; i < bytes.length; ) {
-      const pos = at + i;
-      if (pos >= this.size) return;
-      const index = Math.floor(pos / UNIT);
-      const within = pos - index * UNIT;
-      const n = Math.min(UNIT - within, bytes.length - i, this.size - pos);
-      bytes.copy(this.unit(index), within, i, i + n);
-      i += n;
-    }
-  }
-
-  truncate(length: number): void {
-    this.size = length;
-    for (const index of [...this.units.keys()]) if (index * UNIT >= length) this.units.delete(index);
-  }
-
-  /** A memory source over the mutated bytes. */
-  source(name: string, budget: number): MemorySource {
-    const m = new MemorySource(this.base.length > this.size ? this.base.subarray(0, this.size) : this.base, name, this.size, UNIT, budget);
-    // The unit past the end of a shortened file must read as cut.
-    for (const [index, u] of this.units) {
-      const b = Buffer.from(u);
-      const end = this.size - index * UNIT;
-      if (end < UNIT) b.fill(0, Math.max(0, end));
-      m.patches.set(index, b);
-    }
-    return m;
-  }
-
-  /** The whole mutated file (for writing it out). */
-  bytes(): Buffer {
-    return this.read(0, this.size);
-  }
-}
+/** A mutated copy of a seed file: the fuzz engine's input (copy-on-write 512-byte units). */
+export { FuzzInput as MutableFile } from '../../../../test/fuzz/engine/input.ts';
+import { FuzzInput as MutableFile } from '../../../../test/fuzz/engine/input.ts';
 
 export interface Mutation {
   file: MutableFile;

@@ -4,7 +4,7 @@
  * a VHDX with a log to replay and a differencing one, VMware's
  * stream-optimized VMDK, split and flat descriptors), each with the offsets
  * worth mutating and a way to mend its checksums. Shared by the formats'
- * hostile tests and scripts/fuzz-formats.ts.
+ * hostile tests and `pnpm -s fuzz --target vmdk` (and vhdx, vpc, vdi).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

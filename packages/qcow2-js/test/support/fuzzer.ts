@@ -5,7 +5,7 @@
  * outcome must be data or a typed, user-facing error: never another
  * exception, never a hang, never an unbounded allocation.
  *
- * Used by fuzz.test.ts (a few thousand cases) and scripts/fuzz-qcow2.ts (long runs).
+ * Used by fuzz.test.ts (a few thousand cases) and `pnpm -s fuzz --target qcow2` (long runs).
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';

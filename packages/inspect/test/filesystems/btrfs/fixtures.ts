@@ -7,11 +7,16 @@
  * meant to be compressed by zlib or lzo are copied in from outside the
  * filesystem (a copy inside one btrfs would share the zstd extents).
  */
-import { mkdir, symlink, truncate, writeFile, link } from 'node:fs/promises';
+import { mkdir, readFile, symlink, truncate, writeFile, link } from 'node:fs/promises';
+import { crc32cStandard } from '../../../src/filesystems/crc32c.ts';
+import { HEADER, SB } from '../../../src/filesystems/btrfs/layout.ts';
 import { join } from 'node:path';
 import { sh } from '../../../../../test/support/run.ts';
 import { mountImage } from '../../../../../test/support/kernel.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
+
+/** Where the primary superblock lives. */
+export const SB_OFFSET = 0x10000;
 
 export interface Variant {
   name: string;
@@ -160,4 +165,40 @@ export async function buildImage(v: Variant): Promise<string> {
     await m.unmount();
   }
   return image;
+}
+
+/** The fuzzers' image: zstd, zlib and lzo extents, inline data, a subvolume, an xattr (needs root and loop mounts). */
+export async function buildFuzzImage(): Promise<Buffer> {
+  const dir = scratchDir('btrfs-fuzz');
+  await sh('mkdir', ['-p', dir]);
+  const image = join(dir, 'small.img');
+  await sh('truncate', ['-s', '120M', image]);
+  await sh('mkfs.btrfs', ['-q', '-m', 'single', image]);
+  const m = await mountImage(image, { readWrite: true, options: ['compress=zstd'] });
+  try {
+    await writeFile(join(m.dir, 'zstd.txt'), textBytes(200_000, 1));
+    await writeFile(join(m.dir, 'tiny'), 'inline data\n');
+    await writeFile(join(m.dir, 'noise'), noiseBytes(70_000, 2));
+    await sh('mount', ['-o', 'remount,compress=zlib', m.dir]);
+    await writeFile(join(m.dir, 'zlib.txt'), textBytes(150_000, 3));
+    await sh('mount', ['-o', 'remount,compress=lzo', m.dir]);
+    await writeFile(join(m.dir, 'lzo.txt'), textBytes(150_000, 4));
+    await sh('btrfs', ['-q', 'subvolume', 'create', join(m.dir, 'sub')]);
+    await writeFile(join(m.dir, 'sub/file'), textBytes(9000, 5));
+    await sh('setfattr', ['-n', 'user.k', '-v', 'v', join(m.dir, 'tiny')]);
+  } finally {
+    await m.unmount();
+  }
+  return readFile(image);
+}
+
+/** Tree blocks of the image: nodesize-aligned physical blocks carrying the filesystem's fsid in their header. */
+export function treeBlocks(img: Buffer, nodesize: number): number[] {
+  const fsid = img.subarray(SB_OFFSET + SB.fsid, SB_OFFSET + SB.fsid + 16);
+  const out: number[] = [];
+  for (let p = 1024 * 1024; p + nodesize <= img.length; p += 4096) {
+    if (img.readBigUInt64LE(p + HEADER.generation) === 0n) continue;
+    if (img.subarray(p + HEADER.fsid, p + HEADER.fsid + 16).equals(fsid) && crc32cStandard(img.subarray(p + 32, p + nodesize)) === img.readUInt32LE(p)) out.push(p);
+  }
+  return out;
 }

@@ -11,8 +11,6 @@
  * UnsafeNumberError), within a read budget and bounded reads.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { isGuestlensError } from '@guestlens/block';
 import { openBtrfs } from '../../../src/filesystems/btrfs/index.ts';
 import { FilesystemError } from '../../../src/filesystems/errors.ts';
@@ -20,48 +18,10 @@ import { crc32cStandard } from '../../../src/filesystems/crc32c.ts';
 import { SB, HEADER, KEY_PTR_SIZE, LEAF_ITEM_SIZE, SUPERBLOCK_SIZE } from '../../../src/filesystems/btrfs/layout.ts';
 import { MemorySource, ReadBudgetExceeded } from '../../../../../test/support/memorySource.ts';
 import { Prng } from '../../../../../test/support/prng.ts';
-import { loopMountUnavailable, mountImage } from '../../../../../test/support/kernel.ts';
-import { sh } from '../../../../../test/support/run.ts';
-import { scratchDir } from '../../../../../test/support/scratch.ts';
-import { noiseBytes, textBytes } from './fixtures.ts';
+import { loopMountUnavailable } from '../../../../../test/support/kernel.ts';
+import { buildFuzzImage as buildSmall, SB_OFFSET, treeBlocks } from './fixtures.ts';
 
 const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1200);
-const SB_OFFSET = 0x10000;
-
-async function buildSmall(): Promise<Buffer> {
-  const dir = scratchDir('btrfs-fuzz');
-  await sh('mkdir', ['-p', dir]);
-  const image = join(dir, 'small.img');
-  await sh('truncate', ['-s', '120M', image]);
-  await sh('mkfs.btrfs', ['-q', '-m', 'single', image]);
-  const m = await mountImage(image, { readWrite: true, options: ['compress=zstd'] });
-  try {
-    await writeFile(join(m.dir, 'zstd.txt'), textBytes(200_000, 1));
-    await writeFile(join(m.dir, 'tiny'), 'inline data\n');
-    await writeFile(join(m.dir, 'noise'), noiseBytes(70_000, 2));
-    await sh('mount', ['-o', 'remount,compress=zlib', m.dir]);
-    await writeFile(join(m.dir, 'zlib.txt'), textBytes(150_000, 3));
-    await sh('mount', ['-o', 'remount,compress=lzo', m.dir]);
-    await writeFile(join(m.dir, 'lzo.txt'), textBytes(150_000, 4));
-    await sh('btrfs', ['-q', 'subvolume', 'create', join(m.dir, 'sub')]);
-    await writeFile(join(m.dir, 'sub/file'), textBytes(9000, 5));
-    await sh('setfattr', ['-n', 'user.k', '-v', 'v', join(m.dir, 'tiny')]);
-  } finally {
-    await m.unmount();
-  }
-  return readFile(image);
-}
-
-/** Tree blocks of the image: nodesize-aligned physical blocks carrying the filesystem's fsid in their header. */
-function treeBlocks(img: Buffer, nodesize: number): number[] {
-  const fsid = img.subarray(SB_OFFSET + SB.fsid, SB_OFFSET + SB.fsid + 16);
-  const out: number[] = [];
-  for (let p = 1024 * 1024; p + nodesize <= img.length; p += 4096) {
-    if (img.readBigUInt64LE(p + HEADER.generation) === 0n) continue;
-    if (img.subarray(p + HEADER.fsid, p + HEADER.fsid + 16).equals(fsid) && crc32cStandard(img.subarray(p + 32, p + nodesize)) === img.readUInt32LE(p)) out.push(p);
-  }
-  return out;
-}
 
 /** Patch [offset, offset + bytes.length) of a MemorySource whatever its patch units. */
 function patchRange(src: MemorySource, offset: number, bytes: Buffer): void {

@@ -1,6 +1,6 @@
 /**
  * Hostile ext images: mutation fuzzing over every structure the driver reads
- * (a few thousand cases here; `pnpm exec tsx scripts/fuzz-ext.ts` runs longer),
+ * (a few thousand cases here; `pnpm -s fuzz --target ext` runs longer),
  * plus hand-made worst cases: an extent index that points at itself, a
  * directory record of length 0, an absurd symlink length. Every failure must
  * be a typed ExtError, no case may loop, and memory stays bounded.

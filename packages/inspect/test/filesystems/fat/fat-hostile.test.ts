@@ -4,7 +4,7 @@
  * that point at their ancestors, start at cluster 0 or lack "." and "..";
  * every BPB check the kernel makes at mount; FAT32's backup boot sector and
  * FSInfo; an image cut short; and a few thousand mutated volumes (longer
- * runs: `pnpm exec tsx scripts/fuzz-fat.ts`). Every failure is a typed
+ * runs: `pnpm -s fuzz --target fat`). Every failure is a typed
  * FilesystemError naming the image, the structure and the byte offset; no
  * case loops or grows memory without bound.
  */

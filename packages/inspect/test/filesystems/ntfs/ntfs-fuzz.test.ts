@@ -1,7 +1,7 @@
 /**
  * Hostile NTFS images: mutation fuzzing over the MFT records, runlists,
  * index blocks and boot sector of a real volume (a few thousand cases here;
- * `pnpm exec tsx scripts/fuzz-ntfs.ts` runs longer), plus hand-made worst
+ * `pnpm -s fuzz --target ntfs` runs longer), plus hand-made worst
  * cases: an index node whose child pointer leads back to itself, an LZNT1
  * stream that points before its start. Every failure must be a typed
  * NtfsError naming the image, no case may loop, memory stays bounded.

@@ -1,6 +1,6 @@
 /**
  * Hostile XFS images: mutation fuzzing over every structure the driver reads
- * (a few thousand cases here; `pnpm exec tsx scripts/fuzz-xfs.ts` runs
+ * (a few thousand cases here; `pnpm -s fuzz --target xfs` runs
  * longer), plus hand-made worst cases: a bmap btree pointing at itself, a
  * directory free region of length 0, an absurd symlink length, a torn CRC.
  * Every failure must be a typed filesystem error, no case may loop, memory

@@ -7,7 +7,7 @@
  * of every LV; and of the PV label, metadata area header and text on the
  * disk, through the whole assembler. Every failure must be one of our typed
  * errors, reads stay within a budget, and memory stays bounded. A failing
- * case prints its seed and number; the long run is scripts/fuzz-lvm.ts.
+ * case prints its seed and number; the long run is `pnpm -s fuzz --target lvm`.
  */
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../../../src/volumes/lvm/configText.ts';

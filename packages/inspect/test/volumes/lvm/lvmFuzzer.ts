@@ -1,5 +1,5 @@
 /**
- * The LVM metadata fuzzer shared by fuzz.test.ts and scripts/fuzz-lvm.ts:
+ * The LVM metadata fuzzer shared by fuzz.test.ts and `pnpm -s fuzz --target lvm`:
  * a VG made with the lvm2 tools as the corpus, token-aware mutations of its
  * text, and the two harnesses (text through parser, VG reader, mapper and
  * LV reads; disks through the whole guest).

@@ -1,5 +1,5 @@
 /**
- * A few thousand mutated images per run (scripts/fuzz-qcow2.ts runs more):
+ * A few thousand mutated images per run (`pnpm -s fuzz --target qcow2` runs more):
  * each one reads or is refused with a typed error; none crashes, hangs or
  * allocates without bound. The seed of the run is printed, so a failure can
  * be replayed with GUESTLENS_FUZZ_SEED.

@@ -1,0 +1,17 @@
+/** The image-format seeds as fuzz seeds: single-file images only (a crash file must replay alone). */
+import type { FormatSeed } from '../../../packages/qcow2-js/test/support/formatFuzzer.ts';
+import type { FuzzInput } from '../engine/input.ts';
+import type { Seed } from '../target.ts';
+
+/** Each seed's checksum mender, by its bytes (the engine hands a target its input, not the seed). */
+export const formatMend = new Map<Buffer, (input: FuzzInput) => void>();
+
+export async function formatSeeds(made: Promise<FormatSeed[]>, quick: boolean): Promise<Seed[]> {
+  const single = (await made).filter((s) => s.files.size === 1);
+  const chosen = quick ? single.slice(0, 3) : single;
+  return chosen.map((s) => {
+    const data = s.files.get(s.top)!;
+    if (s.mend) formatMend.set(data, s.mend);
+    return { name: s.name, data, hot: s.interesting.map((o) => [o, 8] as [number, number]) };
+  });
+}
