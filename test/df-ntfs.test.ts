@@ -120,7 +120,8 @@ describe('guestlens df on Windows-like guests (ntfs-3g oracle)', function () {
     assert.match(lines[0], /\/dev\/sda1: figures may differ .*hiberfil\.sys/);
   });
 
-  for (const flags of [[], ['--csv']]) {
+  // Text only: each virt-df call boots an appliance (~20-40 s under TCG); CSV's layout is compared in df-virt-df.test.ts.
+  for (const flags of [[]]) {
     it(`prints exactly what virt-df ${flags.join(' ')} prints for the MBR guest`.replace('  ', ' '), async function () {
       if (!(await haveTool('virt-df'))) {
         console.log('      virt-df is not installed (Debian package libguestfs-tools): cannot compare');

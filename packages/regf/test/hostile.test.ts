@@ -18,7 +18,7 @@ import { buildFuzzImages } from './fuzzImages.ts';
 import { runFuzz, type FuzzImage } from './fuzzer.ts';
 import { MemorySource } from '../../../test/support/memorySource.ts';
 
-const CASES = Number(process.env.REGF_FUZZ_CASES ?? 2500);
+const CASES = Number(process.env.REGF_FUZZ_CASES ?? 1250);
 
 async function collect(hive: Hive): Promise<string[]> {
   const paths: string[] = [];

@@ -21,7 +21,7 @@ import { Prng } from '../../../../../test/support/prng.ts';
 import { loopMountUnavailable } from '../../../../../test/support/kernel.ts';
 import { buildFuzzImage as buildSmall, SB_OFFSET, treeBlocks } from './fixtures.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1200);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 600);
 
 /** Patch [offset, offset + bytes.length) of a MemorySource whatever its patch units. */
 function patchRange(src: MemorySource, offset: number, bytes: Buffer): void {

@@ -12,7 +12,7 @@ import { mapBlocks } from '../../../src/filesystems/ext/mapping.ts';
 import { loopMountUnavailable } from '../../../../../test/support/kernel.ts';
 import { MemorySource, buildFuzzImages, runFuzz, type FuzzImage } from './fuzzer.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.EXT_FUZZ_CASES ?? 1500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.EXT_FUZZ_CASES ?? 750);
 
 describe('ext driver: hostile images', function () {
   this.timeout(300_000);

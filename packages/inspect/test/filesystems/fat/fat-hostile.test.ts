@@ -20,7 +20,7 @@ import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { fsckCounts } from './fatFixtures.ts';
 import { FUZZ_LIMITS, buildFuzzImages, runFuzz, type FuzzImage } from './fatFuzzer.ts';
 
-const CASES = Number(process.env.FAT_FUZZ_CASES ?? 2500);
+const CASES = Number(process.env.FAT_FUZZ_CASES ?? 1250);
 
 /** A volume image under edit: a copy of the clean bytes and what the clean driver says about it. */
 class Edit {

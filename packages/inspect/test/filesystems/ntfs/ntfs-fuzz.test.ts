@@ -15,7 +15,7 @@ import { MemorySource } from '../../../../../test/support/memorySource.ts';
 import { ntfs3gUnavailable } from '../../../../../test/support/ntfs3g.ts';
 import { FUZZ_LIMITS, buildCorpus, runFuzz, type FuzzCorpus } from './ntfsFuzzer.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.NTFS_FUZZ_CASES ?? 600);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.NTFS_FUZZ_CASES ?? 300);
 
 describe('ntfs driver: hostile images', function () {
   this.timeout(600_000);

@@ -14,7 +14,7 @@ import { DINODE, SB } from '../../../src/filesystems/xfs/layout.ts';
 import { loopMountUnavailable } from '../../../../../test/support/kernel.ts';
 import { MemorySource, buildFuzzImages, isTyped, runFuzz, type FuzzImage } from './xfsFuzzer.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.XFS_FUZZ_CASES ?? 1000);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? process.env.XFS_FUZZ_CASES ?? 500);
 
 describe('xfs driver: hostile images', function () {
   this.timeout(600_000);

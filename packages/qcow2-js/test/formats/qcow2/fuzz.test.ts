@@ -10,7 +10,7 @@ import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { differential, makeSeeds, mutate, runCase, type Seed, type Verdict } from '../../support/fuzzer.ts';
 import { prng } from '../../support/qemu.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 1500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 750);
 /** One case may take long under load, but not this long: a case that does is treated as a hang. */
 const CASE_LIMIT_MS = 5000;
 /** Growth of memory outside the V8 heap (Buffers) tolerated over the whole run. */

@@ -13,7 +13,7 @@ import { makeRaw, MiB, qemuImg } from '../../support/qemu.ts';
 import { fuzzSeeds } from '../../support/formatFuzzer.ts';
 import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 250);
 
 async function refusal(data: Buffer, read = true): Promise<Qcow2Error> {
   try {

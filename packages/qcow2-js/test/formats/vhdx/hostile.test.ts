@@ -17,7 +17,7 @@ import { fuzzSeeds } from '../../support/formatFuzzer.ts';
 import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 import { batEntry, layoutOf, LOG_GUID, mendAll, mendHeader, ofBuffer, setBatEntry, withLog } from './build.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 250);
 const KiB = 1024;
 
 async function refusal(data: Buffer): Promise<Qcow2Error> {

@@ -19,7 +19,7 @@ import { fuzzSeeds } from '../../support/formatFuzzer.ts';
 import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 import { descriptorFile, vmwareStreamOptimized } from './build.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 250);
 
 async function failure(image: string, options: OpenImageOptions = {}): Promise<Error> {
   try {

@@ -15,7 +15,7 @@ import { fuzzSeeds } from '../../support/formatFuzzer.ts';
 import { makeFormatSeeds } from '../../support/formatSeeds.ts';
 import { editFooter } from './build.ts';
 
-const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 500);
+const CASES = Number(process.env.GUESTLENS_FUZZ_CASES ?? 250);
 
 async function refusal(data: Buffer): Promise<Qcow2Error> {
   try {
