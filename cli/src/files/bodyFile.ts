@@ -28,8 +28,9 @@ export function tskMode(nameType: FileType | undefined, st: FileStat): string {
 export function bodyName(raw: Buffer): string {
   const s = raw.toString('utf8');
   const valid = Buffer.from(s, 'utf8').equals(raw);
-  if (valid && !/[\\|\u0000-\u001f\u007f]/.test(s)) return s;
-  if (valid) return s.replace(/[\\|\u0000-\u001f\u007f]/g, (c) => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  // C1 controls (U+0080-U+009F) are terminal controls too (U+009B is CSI): written as their UTF-8 bytes, as invalid bytes are.
+  if (valid && !/[\\|\u0000-\u001f\u007f-\u009f]/.test(s)) return s;
+  if (valid) return s.replace(/[\\|\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\\' ? '\\\\' : [...Buffer.from(c, 'utf8')].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')));
   let out = '';
   for (let i = 0; i < raw.length; i++) {
     const b = raw[i];
