@@ -11,14 +11,14 @@
  * df, ls and cat give what the same guest gives from its image file.
  */
 import assert from 'node:assert/strict';
-import { createReadStream, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { buildDisk, toQcow2 } from './support/guestDisk.ts';
+import { buildDisk, haveTool, toQcow2 } from './support/guestDisk.ts';
 import { guardImages } from './support/imageGuard.ts';
 import { freePort } from './support/net.ts';
 import { startTracked, stop, waitFor, type Tracked } from './support/processes.ts';
-import { guestlens, sh } from './support/run.ts';
+import { guestlens, repoRoot, sh } from './support/run.ts';
 import { runTmpDir, scratchDir } from './support/scratch.ts';
 
 const dfRows = (out: string) => out.trim().split('\n').slice(1).map((l) => l.replace(/^\S+?:/, '').split(/\s+/).join(' '));
@@ -105,6 +105,36 @@ describe('libvirt network disks, read by QEMU (qemu-storage-daemon over NBD)', f
       assert.equal(ls.stdout, 'data.bin\n', ls.stderr);
     });
     assert.deepEqual(leftovers(), [], 'no qemu-storage-daemon directory left');
+  });
+
+  it('the exporter watches a libvirt domain whose disk is on the network, cycle after cycle', async function () {
+    if (!(await haveTool('virsh'))) {
+      console.log('      virsh is not installed (Debian package libvirt-clients): cannot test --libvirt');
+      return this.skip();
+    }
+    const node = join(dir, 'node.xml');
+    const disk = readFileSync(xml['nbd-tcp'], 'utf8').replace(/^.*<devices>|<\/devices>.*$/gs, '');
+    writeFileSync(node, `<node><domain type='test'><name>netdom</name><uuid>bbbbbbbb-0000-0000-0000-000000000001</uuid><memory>1048576</memory><os><type>hvm</type></os><devices>${disk}</devices></domain></node>`);
+    const port = await freePort();
+    const exporter = startTracked(join(repoRoot, 'cli/bin/guestlens'), ['exporter', '--listen', `127.0.0.1:${port}`, '--libvirt', `test://${node}`, '--interval', '1']);
+    const metrics = async () => fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10000) }).then((r) => r.text(), () => '');
+    const cycles = (t: string) => Number(/^guestlens_exporter_refreshes_total(?:\{[^}]*\})? (\d+)/m.exec(t)?.[1] ?? 0);
+    const size = JSON.parse((await guestlens(['df', '--json', raw])).stdout)[0].blocks * 1024;
+    try {
+      const first = await waitFor('the network disk read', async () => {
+        const t = await metrics();
+        return /^guestlens_guest_up\{guest="netdom"\} 1$/m.test(t) && t;
+      }, 60000, 200);
+      assert.match(first, new RegExp(`^guestlens_filesystem_size_bytes\\{[^}]*guest="netdom"[^}]*\\} ${size}$`, 'm'));
+      const seen = cycles(first);
+      await waitFor('two more cycles, still up', async () => {
+        const t = await metrics();
+        return cycles(t) >= seen + 2 && /^guestlens_guest_up\{guest="netdom"\} 1$/m.test(t);
+      }, 30000, 200);
+    } finally {
+      await stop(exporter, 10000);
+    }
+    assert.deepEqual(leftovers(), [], 'the exporter stopped its daemon');
   });
 
   it('http: QEMU curl reads the disk by byte ranges; df as from the file', async () => {
