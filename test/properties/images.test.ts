@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { assertFormatMatchesQemu } from '../../packages/qcow2-js/test/support/formats.ts';
 import { propertyParameters } from '../support/properties.ts';
 import { scratchDir } from '../support/scratch.ts';
-import { chainCaseArb, convertCaseArb, runScript, scriptOf, scriptText, writeArb, type ConvertCase, type ImageCase } from './imageModel.ts';
+import { chainCaseArb, convertCaseArb, runScript, scriptOf, scriptText, writeArb, type ChainCase, type ConvertCase, type ImageCase } from './imageModel.ts';
 
 interface CheckOptions {
   alterReference?: (rawPath: string) => Promise<void>;
@@ -40,18 +40,24 @@ async function imageAgreesWithQemu(c: ImageCase, options: CheckOptions = {}): Pr
       alterReference: options.alterReference,
     });
   } catch (err) {
-    (err as Error).message += `\n--- rebuild this case:\n${scriptText(script)}\n`;
-    throw err;
+    throw new Error(`${(err as Error).message}\n--- rebuild this case:\n${scriptText(script)}\n`, { cause: err });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+/** Counterexamples found by soaks, run first every time. */
+const CHAIN_EXAMPLES: [ChainCase][] = [
+  // An unaligned zero write into a raw file leaves a fallocated (unwritten) block, which SEEK_DATA calls a hole
+  // only until the guard's reading brings its pages into the page cache: qemu-img map was asked too early.
+  [{ kind: 'chain', layers: [{ format: 'raw', size: 6457344, writes: [{ op: 'zero', offset: 3730, length: 367, unmap: false }] }], ranges: [] }],
+];
+
 describe('property (fast-check): random images read as QEMU reads them', function () {
   this.timeout(900_000);
 
   it('qcow2 backing chains (1-3 layers, qcow2 or raw base) with random writes, zero writes, discards, compressed writes', async () => {
-    await fc.assert(fc.asyncProperty(chainCaseArb, (c) => imageAgreesWithQemu(c)), propertyParameters('qcow2 chains', 14));
+    await fc.assert(fc.asyncProperty(chainCaseArb, (c) => imageAgreesWithQemu(c)), propertyParameters('qcow2 chains', 14, { examples: CHAIN_EXAMPLES }));
   });
 
   it('vmdk, vhdx, vpc, vdi of every subformat: converted from a random raw, then written in place', async () => {
