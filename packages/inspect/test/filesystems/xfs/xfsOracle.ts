@@ -11,12 +11,15 @@ import { sh } from '../../../../../test/support/run.ts';
 /** getfattr's escaping of file names: octal \ooo for unusual bytes. */
 function unescapeGetfattr(s: string): string {
   const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
+  for (let i = 0; i < s.length; ) {
     if (s[i] === '\\' && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
       bytes.push(parseInt(s.slice(i + 1, i + 4), 8));
-      i += 3;
+      i += 4;
     } else {
-      bytes.push(...Buffer.from(s[i], 'utf8'));
+      // A whole code point: one UTF-16 unit of a character beyond U+FFFF alone would encode as U+FFFD.
+      const ch = String.fromCodePoint(s.codePointAt(i)!);
+      bytes.push(...Buffer.from(ch, 'utf8'));
+      i += ch.length;
     }
   }
   return Buffer.from(bytes).toString('utf8');
