@@ -250,7 +250,7 @@ export function summarize(reports: CaseReport[], options: { all?: boolean } = {}
   const w = Math.max(34, ...reports.map((r) => r.name.length));
   const lines = [`${'case'.padEnd(w)} ${'command'.padEnd(8)} ${'outcome'.padEnd(12)} ${'RSS MiB'.padStart(8)}  kernel / why`];
   for (const r of reports) {
-    if (options.all === false && !r.failed) continue;
+    if (options.all === false && !r.failed && r.klass !== 'refused, kernel mounts') continue;
     lines.push(`${r.name.padEnd(w)} ${r.command.padEnd(8)} ${r.result.outcome.padEnd(12)} ${r.result.peakMiB.toFixed(0).padStart(8)}  ${[r.kernel, r.result.why].filter(Boolean).join('; ')}${r.failed ? '  <-- FAIL' : ''}`);
   }
   const count = (o: Outcome) => reports.filter((r) => r.result.outcome === o).length;

@@ -41,7 +41,7 @@ export interface GeneratedRun {
 export interface GeneratedOptions {
   readers?: string[];
   /** Which cases to run (all by default): the in-suite slice samples. */
-  select?: (c: DamageCase, index: number) => boolean;
+  select?: (c: DamageCase, index: number, all: DamageCase[]) => boolean;
   /** Only cases whose name contains one of these. */
   only?: string[];
   budget?: Budget;
@@ -70,7 +70,7 @@ export async function runGenerated(scratch: string, options: GeneratedOptions = 
       const tag = (rs: CaseReport[], technique: string) => rs.map((r) => ({ ...r, reader, technique }));
       reports.push(...tag(await checkImage(`${reader}/base`, corpus.base, dir, options.budget, { noKernel }), 'base'));
       for (const [i, c] of corpus.cases.entries()) {
-        if (options.select && !options.select(c, i)) continue;
+        if (options.select && !options.select(c, i, corpus.cases)) continue;
         if (options.only?.length && !options.only.some((o) => c.name.includes(o))) continue;
         const image = join(dir, 'damaged.img');
         await copySparse(corpus.base, image);
