@@ -180,9 +180,10 @@ interface DfRow {
 }
 
 /** One corpus image: df --json (against the kernel), then ls -lR of its root (answers or clear errors only). */
-export async function checkImage(name: string, image: string, scratch: string, budget: Budget = DEFAULT_BUDGET, options: { ls?: boolean; noKernel?: string } = {}): Promise<CaseReport[]> {
+export async function checkImage(name: string, image: string, scratch: string, budget: Budget = DEFAULT_BUDGET, options: { ls?: boolean; noKernel?: string; format?: string } = {}): Promise<CaseReport[]> {
   const reports: CaseReport[] = [];
-  const df = await runBudgeted(['df', '--json', '--format', 'raw', image], budget);
+  const format = options.format ?? 'raw';
+  const df = await runBudgeted(['df', '--json', '--format', format, image], budget);
   let kernel = 'not compared';
   let failed = !['answered', 'clear error'].includes(df.outcome);
   let klass: Klass = failed ? (df.outcome as Klass) : 'clear error';
@@ -240,7 +241,7 @@ export async function checkImage(name: string, image: string, scratch: string, b
   reports.push({ name, command: 'df', result: df, kernel, failed, klass });
   if (options.ls === false) return reports;
   // A listing of a whole tree prints much more than df (130,000 lines for f_many_subdirs): three times the time.
-  const ls = await runBudgeted(['ls', '-lR', '--format', 'raw', '-m', '/dev/sda', image, '/'], { ...budget, timeS: budget.timeS * 3 });
+  const ls = await runBudgeted(['ls', '-lR', '--format', format, '-m', '/dev/sda', image, '/'], { ...budget, timeS: budget.timeS * 3 });
   const lsFailed = !['answered', 'clear error'].includes(ls.outcome);
   reports.push({ name, command: 'ls -lR', result: ls, kernel: '', failed: lsFailed, klass: lsFailed ? (ls.outcome as Klass) : ls.outcome === 'answered' ? 'answered, no oracle' : 'clear error' });
   return reports;

@@ -44,6 +44,8 @@ export interface ReaderCorpus {
    */
   noKernel?: string;
   cases: DamageCase[];
+  /** The image format to name on the command line (--format; raw unless said). */
+  format?: string;
 }
 
 /** A reader's corpus, or why it cannot be made here (a missing tool). */

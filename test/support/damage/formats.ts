@@ -198,7 +198,7 @@ function formatFactory(format: 'qcow2' | 'vmdk' | 'vhdx', cases: (base: string) 
     if (missing) return { unavailable: missing };
     const base = join(dir, `${format}-base.${format}`);
     await tool('qemu-img', ['convert', '-O', format, ...options, await rawDisk(dir), base]);
-    return { reader: format, base, cases: cases(base), noKernel: 'an image container (the kernel mounts no qcow2, vmdk or vhdx)' };
+    return { reader: format, base, format, cases: cases(base), noKernel: 'an image container (the kernel mounts no qcow2, vmdk or vhdx)' };
   };
 }
 

@@ -68,14 +68,14 @@ export async function runGenerated(scratch: string, options: GeneratedOptions = 
         if ('refused' in k) noKernel = `this kernel refuses even the undamaged base (${k.refused.slice(0, 120)})`;
       }
       const tag = (rs: CaseReport[], technique: string) => rs.map((r) => ({ ...r, reader, technique }));
-      reports.push(...tag(await checkImage(`${reader}/base`, corpus.base, dir, options.budget, { noKernel }), 'base'));
+      reports.push(...tag(await checkImage(`${reader}/base`, corpus.base, dir, options.budget, { noKernel, format: corpus.format }), 'base'));
       for (const [i, c] of corpus.cases.entries()) {
         if (options.select && !options.select(c, i, corpus.cases)) continue;
         if (options.only?.length && !options.only.some((o) => c.name.includes(o))) continue;
         const image = join(dir, 'damaged.img');
         await copySparse(corpus.base, image);
         await c.damage(image);
-        const rs = tag(await checkImage(c.name, image, dir, options.budget, { ls: c.ls ?? false, noKernel }), c.technique);
+        const rs = tag(await checkImage(c.name, image, dir, options.budget, { ls: c.ls ?? false, noKernel, format: corpus.format }), c.technique);
         for (const r of rs) options.log?.(`${r.name} ${r.command}: ${r.klass}${r.failed ? ' FAIL' : ''}`);
         reports.push(...rs);
         rmSync(image, { force: true });
