@@ -81,6 +81,8 @@ export async function bootstrap(sources: BlockSource[], limits: BtrfsLimits, ret
       if (!devItems.has(s.devid)) throw vol.corrupt(`chunk item for logical ${c.logical}`, undefined, `its stripe is on device ${s.devid}, which the chunk tree does not list`);
     }
   }
+  // A filesystem smaller than the bytes it says are used is one the kernel's superblock checks reject.
+  if (sb.totalBytes < sb.bytesUsed) refusals.push(`the kernel refuses to mount it: the superblock's total_bytes (${sb.totalBytes}) is below its bytes_used (${sb.bytesUsed})`);
   // A device shorter than its device item says (a truncated image) fails the mount's device checks.
   for (const [devid, source] of devices) {
     const item = devItems.get(devid);
