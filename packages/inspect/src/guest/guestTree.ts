@@ -107,7 +107,24 @@ export class GuestTree extends FileTree {
     yield await entry(startPath, Buffer.alloc(0), '', top.fs, top.device, top.ino, top.stat, 0);
     if (top.stat.type !== 'directory') return;
     const mountedAt = this.mounts.mountedAt;
+    // The directories on the path from the start down to the one being listed: a damaged image can
+    // make a directory its own descendant (a FAT entry whose cluster is its parent's, an ext4 block
+    // shared), which would otherwise recurse until the stack runs out.
+    const ancestors = new Map<Filesystem, Set<number>>();
     const visit = async function* (dirPath: Buffer, fs: Filesystem, device: string, ino: number, depth: number): AsyncGenerator<WalkEntry> {
+      const onPath = ancestors.get(fs) ?? new Set<number>();
+      ancestors.set(fs, onPath);
+      if (onPath.has(ino) || depth > MAX_WALK_DEPTH) {
+        throw new GuestPathError('ELOOP', displayPath(dirPath), device, onPath.has(ino) ? `directory inode ${ino} contains itself (the filesystem is damaged): the walk stops` : `more than ${MAX_WALK_DEPTH} directory levels: the walk stops`);
+      }
+      onPath.add(ino);
+      try {
+        yield* listing(dirPath, fs, device, ino, depth);
+      } finally {
+        onPath.delete(ino);
+      }
+    };
+    const listing = async function* (dirPath: Buffer, fs: Filesystem, device: string, ino: number, depth: number): AsyncGenerator<WalkEntry> {
       const entries = await fs.readdir(ino);
       if (options.sorted) entries.sort((a, b) => Buffer.compare(a.rawName, b.rawName));
       for (const d of entries) {
@@ -137,6 +154,8 @@ export class GuestTree extends FileTree {
 }
 
 const SLASH = Buffer.from('/');
+/** Deeper than any path the kernel resolves (PATH_MAX 4096 bytes: at most 2048 levels). */
+const MAX_WALK_DEPTH = 2048;
 
 /** A raw path for display: each component decoded as readdir decodes names. */
 function displayPath(raw: Buffer): string {

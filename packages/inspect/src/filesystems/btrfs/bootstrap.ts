@@ -19,6 +19,8 @@ export interface Bootstrapped {
   devItems: Map<bigint, DevItem>;
   rootTree: TreeRoot;
   warnings: string[];
+  /** Why the kernel would refuse to mount what guestlens still reads (statfs is then inexact). */
+  refusals: string[];
 }
 
 /** Bounds the chunk tree walk: a filesystem of 16 EiB in 1 GiB chunks has 2^34; a hostile tree is cut far earlier. */
@@ -28,10 +30,12 @@ export async function bootstrap(sources: BlockSource[], limits: BtrfsLimits, ret
   if (sources.length === 0) throw new RangeError('btrfs needs at least one device');
   const image = sources[0].name;
   const warnings: string[] = [];
+  const refusals: string[] = [];
   const supers: { source: BlockSource; sb: Superblock; checksummer: Awaited<ReturnType<typeof readSuperblock>>['checksummer'] }[] = [];
   for (const source of sources) {
     const choice = await readSuperblock(source, retryable);
     warnings.push(...choice.warnings.map((w) => `${source.name}: ${w}`));
+    if (choice.primaryRefused) refusals.push(`${source.name}: ${choice.primaryRefused}`);
     supers.push({ source, sb: choice.sb, checksummer: choice.checksummer });
   }
   const first = supers[0];
@@ -77,8 +81,15 @@ export async function bootstrap(sources: BlockSource[], limits: BtrfsLimits, ret
       if (!devItems.has(s.devid)) throw vol.corrupt(`chunk item for logical ${c.logical}`, undefined, `its stripe is on device ${s.devid}, which the chunk tree does not list`);
     }
   }
+  // A filesystem smaller than the bytes it says are used is one the kernel's superblock checks reject.
+  if (sb.totalBytes < sb.bytesUsed) refusals.push(`the kernel refuses to mount it: the superblock's total_bytes (${sb.totalBytes}) is below its bytes_used (${sb.bytesUsed})`);
+  // A device shorter than its device item says (a truncated image) fails the mount's device checks.
+  for (const [devid, source] of devices) {
+    const item = devItems.get(devid);
+    if (item && BigInt(source.size) < item.totalBytes) refusals.push(`the kernel refuses to mount it: device ${devid} (${source.name}) has ${source.size} bytes, its device item says ${item.totalBytes}`);
+  }
   const rootTree: TreeRoot = { bytenr: sb.root, generation: sb.generation, level: sb.rootLevel, name: 'root tree' };
-  return { vol, devItems, rootTree, warnings };
+  return { vol, devItems, rootTree, warnings, refusals };
 }
 
 export { BtrfsUnsupportedError };

@@ -108,7 +108,7 @@ export class BtrfsFilesystem implements Filesystem {
     const boot = await bootstrap(this.sources, limits, this.options.live ?? false);
     const vol = boot.vol;
     const warnings = [...boot.warnings];
-    const inexactReasons: string[] = [];
+    const inexactReasons: string[] = [...boot.refusals];
     if (vol.sb.logRoot !== 0n) {
       const why = `the log tree (at ${vol.sb.logRoot}) holds changes fsync'd after the last commit, which the kernel replays at mount and guestlens does not: files show the last committed state`;
       inexactReasons.push(why);
@@ -119,7 +119,18 @@ export class BtrfsFilesystem implements Filesystem {
     const mounted = await this.chooseSubvolume(vol, boot.rootTree, records, defaultId);
     const numbers = new InodeNumbers(mounted, [OBJECTID.FS_TREE, ...records.map((r) => r.id)]);
     const state: State = { boot, vol, mounted, defaultId, records, numbers, trees: new Map(), extents: new ExtentCache(limits.extentCacheBytes), inexactReasons, warnings };
-    if (!(await this.treeOf(state, mounted))) throw new FilesystemError('ENOENT', vol.image, `subvolume ${mounted} has no root item in the root tree`);
+    const tree = await this.treeOf(state, mounted);
+    if (!tree) throw new FilesystemError('ENOENT', vol.image, `subvolume ${mounted} has no root item in the root tree`);
+    // Mount reads the mounted subvolume's tree down to its root directory's inode (btrfs_get_fs_root,
+    // btrfs_iget of 256, each block through the tree checker): a tree it cannot read there fails the
+    // mount, though statfs never looks at it (found by the generated-damage corpus, test/support/damage/btrfs.ts).
+    try {
+      const rootDir = await exactItem(vol, tree, { objectid: 256n, type: KEY.INODE_ITEM, offset: 0n });
+      if (!rootDir) inexactReasons.push(`the kernel refuses to mount it: subvolume ${mounted} has no root directory inode (256)`);
+    } catch (err) {
+      if (vol.retryable || !(err instanceof FilesystemError)) throw err;
+      inexactReasons.push(`the kernel refuses to mount it: the tree of subvolume ${mounted} cannot be read down to its root directory (${(err as Error).message})`);
+    }
     return state;
   }
 

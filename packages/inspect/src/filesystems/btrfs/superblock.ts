@@ -126,6 +126,8 @@ export interface SuperblockChoice {
   checksummer: Checksummer;
   /** What was wrong with the copies not chosen, when the primary lost. */
   warnings: string[];
+  /** Set when the primary copy is unusable: the kernel, which reads only it, refuses the mount. */
+  primaryRefused?: string;
 }
 
 /** Read the primary and the mirrors that fit on `source`; choose as the header says. */
@@ -156,13 +158,16 @@ export async function readSuperblock(source: BlockSource, retryable = false): Pr
   let best = eligible[0];
   for (const c of eligible) if (c.sb.generation > best.sb.generation) best = c;
   const warnings: string[] = [];
+  let primaryRefused: string | undefined;
   if (best !== primary) {
     warnings.push(
       `the superblock at byte ${best.sb.offset} (generation ${best.sb.generation}) is used instead of the primary${primaryError ? ` (${primaryError.message})` : ` (generation ${primary!.sb.generation})`}; the kernel reads only the primary and may refuse to mount`,
     );
+    // The kernel mounts from the primary alone: one it rejects is a refused mount, whatever the mirrors say.
+    if (primaryError) primaryRefused = `the kernel refuses to mount it: it reads only the primary superblock, which is unusable (${primaryError.message}); these figures are from the copy at byte ${best.sb.offset}`;
   }
   checkFeatures(best.sb, image);
-  return { sb: best.sb, checksummer: best.checksummer, warnings };
+  return { sb: best.sb, checksummer: best.checksummer, warnings, primaryRefused };
 }
 
 async function validCopy(buf: Buffer, image: string, offset: number, retryable: boolean): Promise<{ sb: Superblock; checksummer: Checksummer } | undefined> {

@@ -98,8 +98,13 @@ export async function mountCounters(vol: XfsVolume, logClean: boolean): Promise<
 export function computeStatfs(vol: XfsVolume, c: Counters, inexactReasons: readonly string[]): StatFs {
   const sb = vol.sb;
   const blocks = BigInt(sb.sb_dblocks) - (sb.sb_logstart !== 0 ? BigInt(sb.sb_logblocks) : 0n);
+  const reasons = [...inexactReasons];
   let bfree = c.fdblocks - BigInt(sb.sb_agcount) * SET_ASIDE_PER_AG - c.allocbtBlocks;
-  if (bfree < 0n) bfree = 0n;
+  if (bfree < 0n) {
+    // The kernel subtracts without a floor: its f_bfree wraps around to nearly 2^64.
+    reasons.push(`the ${c.from === 'superblock' ? "superblock's" : "AG headers'"} free-block count (${c.fdblocks}) is below what the kernel sets aside (${c.fdblocks - bfree}): its statfs wraps around to ${bfree} (mod 2^64)`);
+    bfree = 0n;
+  }
   const fakeinos = bfree << BigInt(sb.sb_inopblog);
   let files = c.icount + fakeinos;
   if (files > XFS_MAXINUMBER) files = XFS_MAXINUMBER;
@@ -117,9 +122,9 @@ export function computeStatfs(vol: XfsVolume, c: Counters, inexactReasons: reado
     files: toSafeNumber(files, `${what} inodes`),
     ffree: toSafeNumber(ffree, `${what} free inodes`),
     namelen: XFS_NAME_LEN,
-    exact: inexactReasons.length === 0,
+    exact: reasons.length === 0,
   };
-  if (!result.exact) result.reason = inexactReasons.join('; ');
+  if (!result.exact) result.reason = reasons.join('; ');
   return result;
 }
 

@@ -148,6 +148,18 @@ export class XfsFilesystem implements Filesystem {
       throw err;
     });
     if ((root.di_mode & S_IFMT) !== S_IFDIR) throw vol.corrupt(`root inode ${sb.sb_rootino}`, root.byteOffset, `it is a ${fileTypeOfMode(root.di_mode)}, not a directory`);
+    // Mount finds the root inode's cluster through its AG's inode btree (xfs_imap_lookup), each
+    // block through its verifier: an AGI or inode btree block it cannot use on that path fails the
+    // mount ("Corrupt inobt pointer", "Metadata CRC error ... xfs_inobt_read_verify"), found by the
+    // generated-damage corpus (test/support/damage/xfs.ts).
+    const rootAg = Number(BigInt(sb.sb_rootino) >> BigInt(sb.aginoLog));
+    const rootAgino = Number(BigInt(sb.sb_rootino) & ((1n << BigInt(sb.aginoLog)) - 1n));
+    try {
+      for await (const chunk of inodeChunks(vol, rootAg)) if (chunk.startino + 64 > rootAgino) break;
+    } catch (err) {
+      if (vol.retryable || !(err instanceof XfsError)) throw err;
+      mount.inexactReasons.push(`the kernel refuses to mount it: the inode btree of AG ${rootAg}, through which it finds the root inode, is damaged (${err.message})`);
+    }
     if (sb.sb_rblocks > 0 && root.di_flags & DIFLAG.RTINHERIT) mount.inexactReasons.push('the root directory stores files on the realtime device, whose space statfs would report');
     return { vol, mount, dirCache: new BoundedLru<number, Directory>(DIR_CACHE_ENTRIES, (d) => d.entries.length + 1) };
   }
