@@ -1,7 +1,7 @@
 /**
  * The bounded slice of the robustness suite inside pnpm test (the whole of
  * it: pnpm test:robustness): e2fsprogs test images of the corpus
- * through df against the kernel's read-only mount (every second one), and every sixth one
+ * through df against the kernel's read-only mount (every third one), and every sixth one
  * through ls -lR, each call in a child process with a time and memory
  * budget. No crash, hang, overrun, statfs mismatch, or exact figures for a
  * filesystem the kernel refuses to mount. Known defects are listed with
@@ -18,7 +18,9 @@ import { scratchDir } from './support/scratch.ts';
 
 /** Known, not yet fixed: case -> what the suite finds. */
 const KNOWN: Record<string, RegExp> = {
-  // The kernel's mount leaves 768 fewer blocks free than the bitmaps say (orphan cleanup with quota); not understood yet.
+  // Not ours, the oracle's: this host's kernel has no CONFIG_QUOTA, so on a filesystem with the quota feature it
+  // skips orphan cleanup ("Skipping orphan cleanup due to unknown ROCOMPAT features") and keeps the orphan's 768
+  // blocks in use. A guest's kernel (Debian's, libguestfs's appliance) has CONFIG_QUOTA and frees them, as guestlens does.
   f_orphquot: /statfs differs in bfree/,
 };
 
@@ -42,7 +44,7 @@ describe('robustness: the e2fsprogs corpus against the kernel (bounded slice)', 
     const reports: CaseReport[] = [];
     // Every second image (the whole corpus: pnpm test:robustness).
     for (const [i, c] of cases.entries()) {
-      if (i % 2 && !KNOWN[c.name]) continue;
+      if (i % 3 && !KNOWN[c.name]) continue;
       const work = join(dir, c.name);
       mkdirSync(work);
       const image = await unpack(c, work);
