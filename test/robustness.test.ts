@@ -67,9 +67,6 @@ const KNOWN_GENERATED: Record<string, RegExp> = {
   // s_first_data_block 5 on 1 KiB blocks: the kernel's system-zone setup fails (-117, EFSCORRUPTED);
   // which of its range checks trips is not modelled yet, so ours answers exact.
   'ext4/debugfs-sb-first-data-block-5': /kernel refuses to mount it .*failed to initialize system zone.* but df says exact/,
-  // The fs tree's root leaf (both DUP copies, checksums put right) names another tree as its owner:
-  // the kernel's tree checker refuses it at mount; ours reads the leaf without checking its owner.
-  'btrfs/fs-tree-owner-wrong-both-copies': /kernel refuses to mount it .* but df says exact/,
 };
 
 /**

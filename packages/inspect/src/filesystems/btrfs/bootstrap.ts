@@ -62,7 +62,7 @@ export async function bootstrap(sources: BlockSource[], limits: BtrfsLimits, ret
 
   const sysChunks = parseSysChunkArray(sb.sysChunkArray, image, sb.sectorsize);
   const vol = new BtrfsVolume(devices, sb, newest.checksummer, new ChunkMap(sysChunks, image), limits, retryable, image);
-  const chunkTree: TreeRoot = { bytenr: sb.chunkRoot, generation: sb.chunkRootGeneration, level: sb.chunkRootLevel, name: 'chunk tree' };
+  const chunkTree: TreeRoot = { bytenr: sb.chunkRoot, generation: sb.chunkRootGeneration, level: sb.chunkRootLevel, name: 'chunk tree', owner: OBJECTID.CHUNK_TREE };
   const chunks: Chunk[] = [];
   const devItems = new Map<bigint, DevItem>();
   for await (const it of itemsInRange(vol, chunkTree, { objectid: OBJECTID.DEV_ITEMS, type: KEY.DEV_ITEM, offset: 0n }, { objectid: MAX_U64, type: 255, offset: MAX_U64 })) {
@@ -88,7 +88,7 @@ export async function bootstrap(sources: BlockSource[], limits: BtrfsLimits, ret
     const item = devItems.get(devid);
     if (item && BigInt(source.size) < item.totalBytes) refusals.push(`the kernel refuses to mount it: device ${devid} (${source.name}) has ${source.size} bytes, its device item says ${item.totalBytes}`);
   }
-  const rootTree: TreeRoot = { bytenr: sb.root, generation: sb.generation, level: sb.rootLevel, name: 'root tree' };
+  const rootTree: TreeRoot = { bytenr: sb.root, generation: sb.generation, level: sb.rootLevel, name: 'root tree', owner: OBJECTID.ROOT_TREE };
   return { vol, devItems, rootTree, warnings, refusals };
 }
 

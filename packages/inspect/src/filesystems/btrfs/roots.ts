@@ -35,7 +35,7 @@ export async function findRoot(vol: BtrfsVolume, rootTree: TreeRoot, id: bigint)
 }
 
 export function treeRootOf(id: bigint, item: RootItem): TreeRoot {
-  return { bytenr: item.bytenr, generation: item.generation, level: item.level, name: id === OBJECTID.FS_TREE ? 'FS tree 5 (top level)' : `FS tree ${id}` };
+  return { bytenr: item.bytenr, generation: item.generation, level: item.level, name: id === OBJECTID.FS_TREE ? 'FS tree 5 (top level)' : `FS tree ${id}`, owner: id };
 }
 
 /** The default subvolume's id (5 when the root tree names none). */

@@ -15,6 +15,8 @@ export interface TreeRoot {
   level: number;
   /** For messages: "root tree", "FS tree 256", "chunk tree". */
   name: string;
+  /** The tree's id (its ROOT_ITEM objectid), which every block of it must name as owner, as the kernel checks. */
+  owner?: bigint;
 }
 
 export interface FoundItem {
@@ -26,20 +28,20 @@ export interface FoundItem {
 }
 
 function rootRef(root: TreeRoot): BlockRef {
-  return { bytenr: root.bytenr, generation: root.generation, level: root.level, tree: root.name };
+  return { bytenr: root.bytenr, generation: root.generation, level: root.level, tree: root.name, owner: root.owner };
 }
 
-function childRef(parent: TreeBlock, i: number, tree: string): BlockRef {
+function childRef(parent: TreeBlock, i: number, root: TreeRoot): BlockRef {
   const p = parent.ptrs[i];
-  return { bytenr: p.blockptr, generation: p.generation, level: parent.level - 1, firstKey: p.key, tree };
+  return { bytenr: p.blockptr, generation: p.generation, level: parent.level - 1, firstKey: p.key, tree: root.name, owner: root.owner };
 }
 
 /** Every item with min <= key <= max, in key order. */
 export async function* itemsInRange(vol: BtrfsVolume, root: TreeRoot, min: Key, max: Key): AsyncGenerator<FoundItem> {
-  yield* visit(vol, await vol.readBlock(rootRef(root)), root.name, min, max);
+  yield* visit(vol, await vol.readBlock(rootRef(root)), root, min, max);
 }
 
-async function* visit(vol: BtrfsVolume, block: TreeBlock, tree: string, min: Key, max: Key): AsyncGenerator<FoundItem> {
+async function* visit(vol: BtrfsVolume, block: TreeBlock, tree: TreeRoot, min: Key, max: Key): AsyncGenerator<FoundItem> {
   if (block.level === 0) {
     for (const item of block.items) {
       if (compareKeys(item.key, min) < 0) continue;
@@ -76,7 +78,7 @@ export async function lastAtOrBefore(vol: BtrfsVolume, root: TreeRoot, target: K
       }
     }
     if (slot < 0) return undefined;
-    block = await vol.readBlock(childRef(block, slot, root.name));
+    block = await vol.readBlock(childRef(block, slot, root));
   }
 }
 

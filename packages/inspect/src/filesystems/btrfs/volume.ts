@@ -10,7 +10,7 @@ import { type Checksummer, sumAsNumber } from './checksum.ts';
 import { ChunkMap, type Stripe } from './chunkMap.ts';
 import { BtrfsChecksumError, BtrfsCorruptError, BtrfsUnsupportedError } from './errors.ts';
 import { compareKeys, formatKey, type Key } from './key.ts';
-import { CSUM_SIZE, HEADER } from './layout.ts';
+import { CSUM_SIZE, FIRST_FREE_OBJECTID, HEADER, OBJECTID } from './layout.ts';
 import { TreeBlockProblem, firstKey, parseTreeBlock, type TreeBlock } from './node.ts';
 import type { Superblock } from './superblock.ts';
 
@@ -41,6 +41,8 @@ export interface BlockRef {
   firstKey?: Key;
   /** What the block belongs to, for messages ("root tree", "FS tree 256"). */
   tree: string;
+  /** The id of the tree it belongs to, when known: the block's header must name a fitting owner. */
+  owner?: bigint;
 }
 
 export class BtrfsVolume {
@@ -186,6 +188,9 @@ export class BtrfsVolume {
     const what = `tree block ${ref.bytenr} (${ref.tree})`;
     if (block.generation !== ref.generation) throw this.corrupt(what, undefined, `generation ${block.generation}, but its parent expects ${ref.generation} (parent transid verify failed)`);
     if (block.level !== ref.level) throw this.corrupt(what, undefined, `level ${block.level}, but its parent expects ${ref.level}`);
+    if (ref.owner !== undefined && !ownerFits(block.owner, ref.owner)) {
+      throw this.corrupt(what, undefined, `its header names tree ${block.owner} as its owner, not ${ref.owner} (the kernel's owner check refuses it)`);
+    }
     if (ref.firstKey) {
       const first = firstKey(block);
       if (!first || compareKeys(first, ref.firstKey) !== 0) {
@@ -197,4 +202,17 @@ export class BtrfsVolume {
   clearCaches(): void {
     this.blocks.clear();
   }
+}
+
+/** Subvolume trees: 5 and 256..2^64-256 (snapshots share blocks, so any subvolume may own a block of another). */
+function isSubvolumeTree(id: bigint): boolean {
+  return id === OBJECTID.FS_TREE || (id >= BigInt(FIRST_FREE_OBJECTID) && id <= 0xffff_ffff_ffff_ff00n);
+}
+
+/** The kernel's owner check (btrfs_check_eb_owner): other trees own their blocks exactly; a subvolume's may be any subvolume's. */
+function ownerFits(blockOwner: bigint, treeOwner: bigint): boolean {
+  const RELOC = 0xffff_ffff_ffff_fff8n; // BTRFS_TREE_RELOC_OBJECTID (-8)
+  if (treeOwner === RELOC) return true;
+  if (!isSubvolumeTree(treeOwner)) return blockOwner === treeOwner;
+  return isSubvolumeTree(blockOwner) || blockOwner === RELOC;
 }
