@@ -83,7 +83,8 @@ export async function* inodeChunks(vol: XfsVolume, agno: number): AsyncGenerator
       const startino = block.buf.readUInt32BE(r);
       const holemask = vol.sb.hasSparseInodes ? block.buf.readUInt16BE(r + 4) : 0;
       const where = `inode btree leaf of AG ${agno}`;
-      if (startino <= prev || startino % XFS_INODES_PER_CHUNK !== 0) throw vol.corrupt(where, block.byteOffset, `chunk at AG inode ${startino} is out of order or misaligned`);
+      // Ordered, but not necessarily a multiple of 64: without the inode-alignment feature (old v4, small blocks) chunks start anywhere.
+      if (startino <= prev) throw vol.corrupt(where, block.byteOffset, `chunk at AG inode ${startino} is out of order`);
       if (!vol.validAgino(agno, startino)) throw vol.corrupt(where, block.byteOffset, `chunk at AG inode ${startino} lies outside the AG`);
       prev = startino;
       yield { startino, holemask, free: block.buf.readBigUInt64BE(r + 8) };

@@ -10,7 +10,7 @@
  * read-only mount reserves nothing else: set aside are the 4 AGFL blocks
  * plus 4 more per AG (xfs_alloc_set_aside).
  */
-import { toSafeNumber } from '@guestlens/block';
+import { GuestlensError, toSafeNumber } from '@guestlens/block';
 import type { StatFs } from '../filesystem.ts';
 import { readAgf, readAgi } from './allocationGroup.ts';
 import { XFS_INODES_PER_CHUNK, XFS_MAXINUMBER } from './layout.ts';
@@ -64,8 +64,9 @@ function plausibleIcount(vol: XfsVolume, icount: bigint): boolean {
  * with finobt, reflink or rmapbt, mount sets up (and drops again) the per-AG
  * metadata reservations, which reads every AGF (xfs_ag_resv_init) and so
  * counts its free-space btree blocks; without them no AGF is read. Mount
- * ignores an AGF it cannot read and stops reading the rest, and so do we
- * (with a warning), unless the image is live, where that is worth a retry.
+ * ignores an AGF it cannot read and stops reading the rest, and so do we,
+ * with a warning naming the AGF. Live or not: guest drivers always open in
+ * live mode, and the kernel mounting this image would meet the same AGF.
  */
 async function reservationAllocbtBlocks(vol: XfsVolume): Promise<bigint> {
   const sb = vol.sb;
@@ -76,7 +77,7 @@ async function reservationAllocbtBlocks(vol: XfsVolume): Promise<bigint> {
     try {
       agf = await readAgf(vol, agno);
     } catch (err) {
-      if (vol.retryable || !(err instanceof Error)) throw err;
+      if (!(err instanceof GuestlensError)) throw err;
       vol.tolerated.push(`${err.message} (the kernel's mount skips the per-AG reservations from there on, and so does statfs)`);
       break;
     }
