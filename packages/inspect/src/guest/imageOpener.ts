@@ -61,7 +61,7 @@ export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promi
 export const openImageDefault: ImageOpener = async (image, options) => {
   if (image.reader === 'qemu' || image.network) return openWithQemu(image, options);
   if (options.overlay && !(await parentUnreadByQemu(image))) {
-    const unreadable = image.format === undefined ? undefined : formatDriver(image.format)?.unreadable;
+    const unreadable = image.format === undefined ? undefined : givenUnreadable(image.format);
     if (unreadable && image.reader !== 'native') return openInsteadWithQemu(image, options, unreadable);
     try {
       return await openThroughOverlay(image, options);
@@ -73,7 +73,7 @@ export const openImageDefault: ImageOpener = async (image, options) => {
   }
   const format = image.format;
   if (format !== undefined && !formatDriver(format)?.open) {
-    const unreadable = formatDriver(format)?.unreadable;
+    const unreadable = givenUnreadable(format);
     if (image.reader !== 'native' && unreadable) return openInsteadWithQemu(image, options, unreadable);
     throw new GuestOpenError(image.path, `${format} images are read by QEMU or through an overlay (guestlens reads ${readableFormats()} itself); leave out --reader native or leave the overlay on`);
   }
@@ -86,6 +86,11 @@ export const openImageDefault: ImageOpener = async (image, options) => {
   }
   return { source, format: source.format, path: image.path, close: () => source.close() };
 };
+
+/** A format the user named that guestlens has no reader for, said as such (the file may not even be one: QEMU will tell). */
+function givenUnreadable(format: string): string | undefined {
+  return formatDriver(format)?.unreadable === undefined ? undefined : `given as ${format}, a format guestlens has no reader of its own for (it is read by QEMU unless --reader native is given)`;
+}
 
 /** QEMU reads it: asked for, or a network disk. */
 async function openWithQemu(image: ImageSpec, options: ImageOpenOptions): Promise<OpenedImage> {

@@ -280,9 +280,16 @@ describe('guest: the default image opener (overlay + qcow2-js)', function () {
   });
 
   it('refuses, with typed errors naming the image, what it cannot read', async function () {
+    // A raw disk said to be qed: guestlens has no qed reader, QEMU (which then reads it) finds no qed header; both said.
     await assert.rejects(openGuest([{ path: raw, format: 'qed' }], { overlay: false }), (err: unknown) => {
       assert.ok(err instanceof GuestOpenError, String(err));
-      assert.match(err.message, /disk\.raw: qed images can only be read through an overlay \(guestlens reads qcow2, vmdk, vdi, vhdx, vpc, raw itself\)/);
+      assert.match(err.message, /disk\.raw: is given as qed, a format guestlens has no reader of its own for .*; and QEMU cannot read it either: QEMU cannot open it as qed: Image not in QED format/);
+      return true;
+    });
+    // --reader native: refused by guestlens alone.
+    await assert.rejects(openGuest([{ path: raw, format: 'qed', reader: 'native' }], { overlay: false }), (err: unknown) => {
+      assert.ok(err instanceof GuestOpenError, String(err));
+      assert.match(err.message, /disk\.raw: qed images are read by QEMU or through an overlay \(guestlens reads qcow2, vmdk, vdi, vhdx, vpc, raw itself\); leave out --reader native/);
       return true;
     });
     // Asked for qcow2, found raw: the overlay package says so.
