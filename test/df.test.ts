@@ -215,7 +215,7 @@ describe('guestlens df: what it cannot read is said, not hidden', function () {
     }
   });
 
-  it('reads the file disks of a saved libvirt domain XML and names the network disk it cannot read (exit 3)', async () => {
+  it('reads the file disks of a saved libvirt domain XML and names the network disk it cannot read, one naming no host (exit 3)', async () => {
     const a = await buildDisk('dom-a', 'dos', [{ sizeMiB: 8, content: { mkfs: 'mkfs.ext4', args: ['-q', '-F', '-L', 'a'] } }]);
     const b = await buildDisk('dom-b', 'gpt', [{ sizeMiB: 8, content: { mkfs: 'mkfs.ext2', args: ['-q', '-F', '-L', 'b'] } }]);
     const bq = await toQcow2(b.raw);
@@ -232,7 +232,7 @@ describe('guestlens df: what it cannot read is said, not hidden', function () {
     const r = await guestlens(['df', '--csv', '--domain-xml', xmlFile]);
     assert.equal(r.exitCode, 3);
     assert.deepEqual(r.stdout.trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['web01,/dev/sda1', 'web01,/dev/sdb1']);
-    assert.match(r.stderr, /web01: disk vdc \(network nbd:export1\)/);
+    assert.match(r.stderr, /web01: disk vdc \(nbd nbd:\/\/\/export1\): names no <host> to read the nbd disk from/);
     const u = await guestlens(['df', '--csv', '--uuid', '--domain-xml', xmlFile]);
     assert.match(u.stdout, /^11111111-2222-3333-4444-555555555555,\/dev\/sda1,/m);
   });

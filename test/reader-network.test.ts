@@ -168,15 +168,15 @@ describe('libvirt network disks, read by QEMU (qemu-storage-daemon over NBD)', f
     assert.deepEqual(leftovers(), []);
   });
 
-  it('a disk that needs a libvirt secret or TLS, or names no host, is refused by name before QEMU starts', async () => {
+  it('a disk that needs a libvirt secret or TLS, or names no host, is refused by name before QEMU starts (and the guest\'s other disks are still read: df.test.ts)', async () => {
     const secret = write('secret', `<disk type='network' device='disk'><source protocol='rbd' name='pool/guest'><host name='mon.example' port='6789'/><auth username='admin'><secret type='ceph' usage='client.admin secret'/></auth></source><target dev='vda'/></disk>`);
     const r1 = await guestlens(['df', '--domain-xml', secret]);
     assert.equal(r1.exitCode, 1);
-    assert.match(r1.stderr, /rbd:pool\/guest \(mon\.example:6789\): authenticates with the libvirt secret ceph client\.admin secret, whose value libvirt gives only to read-write connections/);
+    assert.match(r1.stderr, /disk vda \(rbd rbd:pool\/guest \(mon\.example:6789\)\): authenticates with the libvirt secret ceph client\.admin secret, whose value libvirt gives only to read-write connections/);
     const tls = write('tls', `<disk type='network' device='disk'><source protocol='nbd' name='x' tls='yes'><host name='127.0.0.1' port='10809'/></source><target dev='vda'/></disk>`);
     const r2 = await guestlens(['df', '--domain-xml', tls]);
     assert.equal(r2.exitCode, 1);
-    assert.match(r2.stderr, /nbd:\/\/127\.0\.0\.1:10809\/x: uses TLS/);
+    assert.match(r2.stderr, /disk vda \(nbd nbd:\/\/127\.0\.0\.1:10809\/x\): uses TLS/);
     const nohost = write('nohost', `<disk type='network' device='disk'><source protocol='nbd' name='x'/><target dev='vda'/></disk>`);
     const r3 = await guestlens(['df', '--domain-xml', nohost]);
     assert.equal(r3.exitCode, 1);

@@ -63,13 +63,6 @@ describe('libvirt domain XML', () => {
         network: { protocol: 'rbd', name: 'pool/image', hosts: [{ name: 'mon1', port: '6789', transport: undefined, socket: undefined }, { name: 'mon2', port: undefined, transport: undefined, socket: undefined }], snapshot: 'snap1', config: '/etc/ceph/ceph.conf' },
       },
       {
-        path: 'iscsi://san.example:3261/iqn.2013-07.com.example:storage/3',
-        format: 'qcow2',
-        device: 'disk',
-        target: 'vde',
-        network: { protocol: 'iscsi', name: 'iqn.2013-07.com.example:storage/3', hosts: [{ name: 'san.example', port: '3261', transport: undefined, socket: undefined }], username: 'guest', secret: 'iscsi libvirtiscsi', initiator: 'iqn.2013-07.com.example:host' },
-      },
-      {
         path: 'https://mirror.example/isos/debian.iso?token=1',
         format: undefined,
         device: 'cdrom',
@@ -79,9 +72,21 @@ describe('libvirt domain XML', () => {
     ]);
   });
 
-  it('reports volume disks as unsupported by name, skips an empty CD-ROM', () => {
+  it('reports volume disks, and a network disk that needs a libvirt secret, as unsupported by name; skips an empty CD-ROM', () => {
     const d = parseDomainXml(xml, 'test.xml');
-    assert.deepEqual(d.unsupported, [{ type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' }]);
+    assert.equal(d.unsupported.length, 2);
+    assert.deepEqual(d.unsupported.find((u) => u.type === 'volume'), { type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' });
+    const { reason, ...rest } = d.unsupported.find((u) => u.type === 'network')!;
+    assert.deepEqual(rest, { type: 'network', target: 'vde', description: 'iscsi iscsi://san.example:3261/iqn.2013-07.com.example:storage/3' });
+    assert.match(reason ?? '', /^authenticates with the libvirt secret iscsi libvirtiscsi, whose value libvirt gives only to read-write connections/);
+  });
+
+  it('keeps what libvirt says of an iSCSI source (user, initiator) for QEMU', async () => {
+    const { networkBlockdev } = await import('@guestlens/nbd');
+    const d = parseDomainXml(xml.replace(/<secret type='iscsi' usage='libvirtiscsi'\/>/, ''), 'test.xml');
+    const iscsi = d.disks.find((x) => x.target === 'vde')!;
+    assert.deepEqual(iscsi.network, { protocol: 'iscsi', name: 'iqn.2013-07.com.example:storage/3', hosts: [{ name: 'san.example', port: '3261', transport: undefined, socket: undefined }], username: 'guest', initiator: 'iqn.2013-07.com.example:host' });
+    assert.deepEqual(networkBlockdev(iscsi.network!), { driver: 'iscsi', transport: 'tcp', portal: 'san.example:3261', target: 'iqn.2013-07.com.example:storage', lun: 3, user: 'guest', 'initiator-name': 'iqn.2013-07.com.example:host' });
   });
 
   it('rejects what is not a domain with a clear error', () => {

@@ -100,7 +100,7 @@ export function domainJob(domain: Domain, args: Pick<GuestArgs, 'uuid' | 'format
     name: args.uuid && domain.uuid ? domain.uuid : domain.name,
     // --format overrides what libvirt says only when given.
     images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format, ...(d.network ? { network: d.network } : {}) })),
-    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type} ${u.description}): ${u.type} disks are not supported; file, block and network disks are read`),
+    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type === 'network' ? u.description : `${u.type} ${u.description}`}): ${u.reason ?? `${u.type} disks are not supported; file, block and network disks are read`}`),
   };
 }
 

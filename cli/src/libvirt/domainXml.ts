@@ -6,7 +6,7 @@
  */
 import { XMLParser } from 'fast-xml-parser';
 import { GuestlensError } from '@guestlens/block';
-import { networkDiskName, type NetworkDisk } from '@guestlens/nbd';
+import { networkBlockdev, networkDiskName, NetworkDiskError, type NetworkDisk } from '@guestlens/nbd';
 
 export interface DomainDisk {
   /** Path of the file or block device; for a network disk, its URL-like name. */
@@ -27,6 +27,8 @@ export interface UnsupportedDisk {
   target: string | undefined;
   /** What the source names (protocol + name, pool/volume), for the message. */
   description: string;
+  /** Why it can't be read, when not just its type (a network disk needing a libvirt secret, TLS, or naming no host). */
+  reason?: string;
 }
 
 export interface Domain {
@@ -86,7 +88,16 @@ export function parseDomainXml(xml: string, origin: string): Domain {
         disks.push({ path, format, device, target });
       } else if (type === 'network' && source) {
         const network = networkSource(source);
-        disks.push({ path: networkDiskName(network), network, format, device, target });
+        const path = networkDiskName(network);
+        // What can't be passed to QEMU (a secret, TLS, no host) is said now, so the guest's other disks are still read.
+        try {
+          networkBlockdev(network, path);
+        } catch (err) {
+          if (!(err instanceof NetworkDiskError)) throw err;
+          unsupported.push({ type, target, description: `${network.protocol} ${path}`, reason: err.message.slice(path.length + 2) });
+          continue;
+        }
+        disks.push({ path, network, format, device, target });
       } else {
         const description =
           type === 'network'
