@@ -2,7 +2,7 @@
  * guestlens tail against a running guest made of real parts (support/
  * liveGuest.ts: qemu-storage-daemon holds the qcow2 and exports it through
  * FUSE, the kernel mounts it, a writer appends as a guest's programs do),
- * for half a minute (GUESTLENS_TAIL_SOAK_S; scripts/soak-tail.ts runs for
+ * for 20 seconds (GUESTLENS_TAIL_SOAK_S; scripts/soak-tail.ts runs for
  * hours): plain appends with fsync, a burst of 10,000 lines,
  * lines longer than a block, a line split across two writes, appends left
  * to the kernel's writeback, a truncation, a rotation with unread lines in
@@ -26,7 +26,7 @@ import { haveTool } from './support/guestDisk.ts';
 const GUESTLENS = join(repoRoot, 'cli', 'bin', 'guestlens');
 const INTERVAL_S = 0.5;
 /** How long the writer runs in the suite; the long soak is scripts/soak-tail.ts. */
-const SOAK_MS = Number(process.env.GUESTLENS_TAIL_SOAK_S ?? 30) * 1000;
+const SOAK_MS = Number(process.env.GUESTLENS_TAIL_SOAK_S ?? 20) * 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Record {
@@ -82,7 +82,7 @@ describe('tail -f: a guest log while the guest writes it (qemu-storage-daemon + 
     await live?.stop();
   });
 
-  it('prints every line once and in order while a writer runs (30 s): appends, a 10k burst, long and split lines, writeback, truncation, rotation, a late file', async () => {
+  it('prints every line once and in order while a writer runs (20 s): appends, a 10k burst, long and split lines, writeback, truncation, rotation, a late file', async () => {
     live = await startLiveGuest(scratchDir('tail-live'), { sizeMiB: 256 });
     const logDir = join(live.mnt, 'var', 'log');
     mkdirSync(logDir, { recursive: true });

@@ -118,7 +118,7 @@ describe('property (fast-check): random trees written by the kernel read as the 
   for (const type of ['ext4', 'xfs', 'btrfs'] as const) {
     const variants = FS_VARIANTS.filter((v) => v.type === type);
     it(`${type} (${variants.map((v) => v.name).join('; ')})`, async () => {
-      await fc.assert(fc.asyncProperty(treeCaseArb(variants), treeAgreesWithKernel), propertyParameters(`${type} trees`, 5));
+      await fc.assert(fc.asyncProperty(treeCaseArb(variants), treeAgreesWithKernel), propertyParameters(`${type} trees`, 3));
     });
   }
 
