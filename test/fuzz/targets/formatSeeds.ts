@@ -1,7 +1,9 @@
 /** The image-format seeds as fuzz seeds: single-file images only (a crash file must replay alone). */
 import type { FormatSeed } from '../../../packages/qcow2-js/test/support/formatFuzzer.ts';
 import type { FuzzInput } from '../engine/input.ts';
-import type { Seed } from '../target.ts';
+import type { FuzzTarget, Seed } from '../target.ts';
+import { makeFormatSeeds } from '../../../packages/qcow2-js/test/support/formatSeeds.ts';
+import { readImage } from './support.ts';
 
 /** Each seed's checksum mender, by its bytes (the engine hands a target its input, not the seed). */
 export const formatMend = new Map<Buffer, (input: FuzzInput) => void>();
@@ -14,4 +16,19 @@ export async function formatSeeds(made: Promise<FormatSeed[]>, quick: boolean): 
     if (s.mend) formatMend.set(data, s.mend);
     return { name: s.name, data, hot: s.interesting.map((o) => [o, 8] as [number, number]) };
   });
+}
+
+/**
+ * The target of one native image format (vmdk, vhdx, vpc, vdi): every single-file
+ * layout the seeds have (made by qemu-img or to the specification), read through
+ * the format's driver, checksums mended where the format has them.
+ */
+export function formatTarget(format: 'vmdk' | 'vhdx' | 'vpc' | 'vdi'): FuzzTarget {
+  return {
+    name: format,
+    about: `${format} headers, tables and metadata`,
+    seeds: (dir, options) => formatSeeds(makeFormatSeeds(format, dir), options.quick),
+    fuzz: (input) => readImage(format, input),
+    mend: (input) => formatMend.get(input.base)?.(input),
+  };
 }

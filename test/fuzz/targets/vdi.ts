@@ -1,14 +1,4 @@
-/** vdi: every single-file layout the seeds have (made by qemu-img or to the specification); checksums mended where the format has them. */
-import { makeFormatSeeds } from '../../../packages/qcow2-js/test/support/formatSeeds.ts';
-import type { FuzzTarget } from '../target.ts';
-import { formatMend, formatSeeds } from './formatSeeds.ts';
-import { readImage } from './support.ts';
+/** vdi: the native image-format target (formatSeeds.ts). */
+import { formatTarget } from './formatSeeds.ts';
 
-const target: FuzzTarget = {
-  name: 'vdi',
-  about: 'vdi headers, tables and metadata',
-  seeds: (dir, options) => formatSeeds(makeFormatSeeds('vdi', dir), options.quick),
-  fuzz: (input) => readImage('vdi', input),
-  mend: (input) => formatMend.get(input.base)?.(input),
-};
-export default target;
+export default formatTarget('vdi');
