@@ -65,21 +65,12 @@ async function qemuSource(image: string, argv: CommonArgs, layers: ImageLayer[])
   const unreadable = layers.find((l) => !l.readable);
   if (argv.reader === 'native' || (argv.reader === undefined && !unreadable)) return undefined;
   const { openImageWithQemu, openInsteadWithQemu } = await import('@guestlens/inspect');
-  const secret = argv['key-file'] === undefined ? undefined : await readKey(argv['key-file']);
+  const secret = argv['key-file'] === undefined ? undefined : await (await import('../guest/guestJobs.ts')).readKeyFile(argv['key-file']);
   const spec = { path: image, ...(argv.format ? { format: argv.format } : {}), ...(secret === undefined ? {} : { secret }) };
   const policy = openOptions(argv).backingPolicy;
   const options = { overlay: false, backing: typeof policy === 'string' ? policy : undefined };
   if (!unreadable) return openImageWithQemu(spec, options);
   return openInsteadWithQemu(spec, options, `${unreadable.unreadableReason ?? `in ${unreadable.format} format`}`);
-}
-
-async function readKey(file: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    return (await readFile(file, 'utf8')).split('\n')[0];
-  } catch (err) {
-    throw new UsageError(`--key-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
 }
 
 /** The image operand: yargs leaves what follows `--` in argv._, so an image named "-x" can be given as `-- -x`. */

@@ -61,7 +61,7 @@ export function guestDisplayName(firstName: string, diskCount: number): string {
 
 /** Every guest the arguments name (df: each positional image is a guest of its own). */
 export async function guestJobs(args: GuestArgs, images: string[]): Promise<GuestJob[]> {
-  const secret = args['key-file'] === undefined ? undefined : await readSecret(args['key-file']);
+  const secret = args['key-file'] === undefined ? undefined : await readKeyFile(args['key-file']);
   if (secret !== undefined && args.reader === 'native') throw new UsageError('--key-file: encrypted images are read by QEMU; leave out --reader native');
   const reader: Pick<ImageSpec, 'reader'> = args.reader === 'qemu' || args.reader === 'native' ? { reader: args.reader } : {};
   const extra = { ...reader, ...(secret === undefined ? {} : { secret }) };
@@ -84,7 +84,8 @@ function withReader(job: GuestJob, extra: Partial<ImageSpec>): GuestJob {
   return { ...job, images: job.images.map((i) => ({ ...i, ...extra })) };
 }
 
-async function readSecret(file: string): Promise<string> {
+/** --key-file: the passphrase is the file's first line (a trailing newline is not part of it). */
+export async function readKeyFile(file: string): Promise<string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

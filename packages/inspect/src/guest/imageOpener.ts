@@ -60,9 +60,10 @@ export type ImageOpener = (image: ImageSpec, options: ImageOpenOptions) => Promi
 
 export const openImageDefault: ImageOpener = async (image, options) => {
   if (image.reader === 'qemu' || image.network) return openWithQemu(image, options);
+  // A format the user named that guestlens has no reader for: QEMU reads it, whichever path would have been taken.
+  const given = image.format === undefined ? undefined : givenUnreadable(image.format);
+  if (given && image.reader !== 'native') return openInsteadWithQemu(image, options, given);
   if (options.overlay && !(await parentUnreadByQemu(image))) {
-    const unreadable = image.format === undefined ? undefined : givenUnreadable(image.format);
-    if (unreadable && image.reader !== 'native') return openInsteadWithQemu(image, options, unreadable);
     try {
       return await openThroughOverlay(image, options);
     } catch (err) {
@@ -73,8 +74,6 @@ export const openImageDefault: ImageOpener = async (image, options) => {
   }
   const format = image.format;
   if (format !== undefined && !formatDriver(format)?.open) {
-    const unreadable = givenUnreadable(format);
-    if (image.reader !== 'native' && unreadable) return openInsteadWithQemu(image, options, unreadable);
     throw new GuestOpenError(image.path, `${format} images are read by QEMU or through an overlay (guestlens reads ${readableFormats()} itself); leave out --reader native or leave the overlay on`);
   }
   const source = await openImage(image.path, { format, backingPolicy: options.backing ?? 'allow' });
