@@ -59,7 +59,8 @@ if (values.replay) {
       console.log(`${name}: could not run: ${r.error}`);
       continue;
     }
-    console.log(`${name}: ${r.execs} cases in ${r.seconds?.toFixed(0)} s (${r.seeds} seeds), corpus ${r.corpus}, ${r.blocks} blocks, ${r.features} features`);
+    const coverage = r.corpus === undefined ? '' : `, corpus ${r.corpus}, ${r.blocks} blocks, ${r.features} features`;
+    console.log(`${name}: ${r.execs} cases in ${r.seconds?.toFixed(0)} s (${r.seeds} seeds)${coverage}`);
     if (r.finding) {
       found++;
       console.log(`  FOUND ${r.finding.kind}: ${r.finding.message.split('\n').slice(0, 12).join('\n  ')}\n  input: ${r.finding.file}\n  replay: pnpm -s fuzz --target ${name} --replay ${r.finding.file}`);

@@ -26,7 +26,10 @@ export interface JournalHeader {
   fieldHashTableSize: number;
   tailObjectOffset: number;
   nObjects: number;
+  /** n_entries, bounded by what the arena can hold (see declaredEntries). */
   nEntries: number;
+  /** n_entries as the header states it (more than nEntries only in a corrupt header). */
+  declaredEntries: number;
   tailEntrySeqnum: bigint;
   headEntrySeqnum: bigint;
   entryArrayOffset: number;
@@ -85,6 +88,11 @@ export function parseHeader(buf: Buffer, fileSize: number, name: string, live: b
   if (![dataHashTableOffset, fieldHashTableOffset, tailObjectOffset, entryArrayOffset].every(isAligned64)) {
     throw new JournalCorruptError(name, 'a header offset is not 64-bit aligned', L.H_DATA_HASH_TABLE_OFFSET, retryable);
   }
+  // n_entries bounds every walk by index (bisection, stepping back from the tail). sd-journal is
+  // bounded by walking the array chain instead; we bound the count by what the arena can hold:
+  // each entry is an entry object (64 bytes at least) plus one array item (4 bytes at least).
+  const declaredEntries = u64(buf, L.H_N_ENTRIES);
+  const nEntries = Math.min(declaredEntries, Math.floor(arenaSize / (L.E_ITEMS + L.E_ITEM_SIZE_COMPACT)));
   const optional = (at: number) => (contains(headerSize, at) && buf.length >= at + 8 ? u64(buf, at) : undefined);
   return {
     compatibleFlags,
@@ -103,7 +111,8 @@ export function parseHeader(buf: Buffer, fileSize: number, name: string, live: b
     fieldHashTableSize: u64(buf, L.H_FIELD_HASH_TABLE_SIZE),
     tailObjectOffset,
     nObjects: u64(buf, L.H_N_OBJECTS),
-    nEntries: u64(buf, L.H_N_ENTRIES),
+    nEntries,
+    declaredEntries,
     tailEntrySeqnum: u64n(buf, L.H_TAIL_ENTRY_SEQNUM),
     headEntrySeqnum: u64n(buf, L.H_HEAD_ENTRY_SEQNUM),
     entryArrayOffset,

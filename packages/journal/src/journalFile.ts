@@ -118,6 +118,9 @@ export class JournalFile {
     const name = options.name ?? source.name;
     const header = await readHeader(source, name, options.live ?? false);
     const file = new JournalFile(source, header, options);
+    if (header.declaredEntries > header.nEntries) {
+      file.warnings.push(`the header claims ${header.declaredEntries} entries, more than its ${header.arenaSize}-byte arena can hold; at most ${header.nEntries} are read`);
+    }
     await file.loadDecoders();
     return file;
   }
@@ -431,7 +434,7 @@ export class JournalFile {
     let lo = 0;
     let hi = this.arrays.length - 1;
     while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
+      const mid = Math.floor((lo + hi) / 2);
       const a = this.arrays[mid];
       if (index < a.start) hi = mid - 1;
       else if (index >= a.start + a.capacity) lo = mid + 1;
@@ -447,7 +450,7 @@ export class JournalFile {
     let lo = 0;
     let hi = this.arrays.length - 1;
     while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
+      const mid = Math.floor((lo + hi) / 2);
       const a = this.arrays[mid];
       if (index < a.start) hi = mid - 1;
       else if (index >= a.start + a.capacity) lo = mid + 1;
@@ -531,7 +534,7 @@ export class JournalFile {
         right -= 1;
         for (;;) {
           if (left === right) return t + left;
-          const mid = (left + right) >> 1;
+          const mid = Math.floor((left + right) / 2);
           const v = await item(mid);
           if (v <= 0) {
             right = mid;

@@ -397,7 +397,7 @@ export class JournalReader {
     let lo = 0;
     let hi = n;
     while (lo < hi) {
-      const mid = (lo + hi) >> 1;
+      const mid = Math.floor((lo + hi) / 2);
       const r = await at(mid);
       if (r === undefined) {
         n = mid;

@@ -104,6 +104,25 @@ describe('journal: damaged files', function () {
     await closeFiles(files);
   });
 
+  it('a header claiming absurd n_entries (2^64-1, 2^40, twice the real count): every walk bounded, output as journalctl prints it', async () => {
+    // Found by the fuzzer: stepping back from the end bisected over n_entries, which never ended for 2^64-1.
+    for (const [name, claimed] of [['ones', 0xffff_ffff_ffff_ffffn], ['tera', 1n << 40n], ['double', 480n]] as const) {
+      const path = join(dir, `n-entries-${name}.journal`);
+      const b = Buffer.from(original);
+      b.writeBigUInt64LE(claimed, 152); // n_entries
+      writeFileSync(path, b);
+      await sameAsJournalctl(path);
+      const files = await openFiles([path]);
+      try {
+        const theirs = await journalctl([`--file=${path}`, '-n', '5', '-o', 'export']);
+        assertSameBytes(await ours(files, 'export', { lines: 5 }), theirs.stdout, `${path} -n 5`);
+        if (name !== 'double') assert.ok(files[0].warnings.some((w) => /more than its .*arena can hold/.test(w)), files[0].warnings.slice(0, 3).join('; '));
+      } finally {
+        await closeFiles(files);
+      }
+    }
+  });
+
   it('an entry array item pointing at garbage: that entry is skipped, as in journalctl', async () => {
     const path = join(dir, 'bad-item.journal');
     const b = Buffer.from(original);

@@ -68,6 +68,9 @@ export function runTarget(target: string, targetModule: string, o: SuperviseOpti
     return writeFinding(o.crashDir, target, o.seed, header[CURRENT.execs], input, kind, message + note, `seed ${seedNames[seedIndex]}`);
   };
 
+  const started = Date.now();
+  // A worker stopped for a hang or its heap reports no stats: say what is known of the run.
+  const stopped = (): TargetResult => ({ target, execs: header[CURRENT.execs], seeds: seedFiles?.length, seconds: (Date.now() - started) / 1000 });
   return new Promise<TargetResult>((resolve) => {
     let lastExecs = -1;
     let lastChange = Date.now();
@@ -87,7 +90,7 @@ export function runTarget(target: string, targetModule: string, o: SuperviseOpti
         lastExecs = execs;
         lastChange = Date.now();
       } else if (Date.now() - lastChange > hangMs) {
-        finish({ target, execs, finding: current('hang', `case ${execs} did not return within ${hangMs} ms`) });
+        finish({ ...stopped(), finding: current('hang', `case ${execs} did not return within ${hangMs} ms`) });
       }
     }, 250);
     worker.on('message', (m: WorkerMessage) => {
@@ -104,7 +107,7 @@ export function runTarget(target: string, targetModule: string, o: SuperviseOpti
     });
     worker.on('error', (err: Error & { code?: string }) => {
       const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY';
-      finish({ target, execs: header[CURRENT.execs], finding: oom ? current('out of memory', `the worker ran out of its ${o.heapMb ?? 2048} MiB heap`) : undefined, error: oom ? undefined : (err.stack ?? String(err)) });
+      finish({ ...stopped(), finding: oom ? current('out of memory', `the worker ran out of its ${o.heapMb ?? 2048} MiB heap`) : undefined, error: oom ? undefined : (err.stack ?? String(err)) });
     });
     worker.on('exit', (code) => finish(done ?? { target, error: `the worker exited (${code}) before it reported` }));
   });
