@@ -10,6 +10,7 @@
 import { COMPAT, INCOMPAT, hasCompat, hasIncompat } from './superblock.ts';
 import { INODE_FLAGS, S_IFDIR, S_IFMT, readInode } from './inode.ts';
 import { openJournal } from './journal/index.ts';
+import { systemZoneOverlap } from './systemZone.ts';
 import type { ExtVolume } from './volume.ts';
 
 export async function mountRefusals(vol: ExtVolume): Promise<string[]> {
@@ -36,6 +37,9 @@ export async function mountRefusals(vol: ExtVolume): Promise<string[]> {
       break;
     }
   }
+  // With block_validity (the default), the mount records the metadata blocks and fails on an overlap.
+  const overlap = await systemZoneOverlap(vol);
+  if (overlap) out.push(`the kernel refuses to mount it: failed to initialize system zone (-117): ${overlap}`);
   try {
     const root = await readInode(vol, 2, { special: true });
     if ((root.i_mode & S_IFMT) !== S_IFDIR || root.i_links_count === 0) out.push('the kernel refuses to mount it: the root inode (2) is not a directory in use ("iget: special inode unallocated" or "corrupt root inode")');
