@@ -114,7 +114,8 @@ export async function readAgi(vol: XfsVolume, agno: number): Promise<Agi> {
   if (agi.agi_level < 1 || agi.agi_level > MAX_AG_BTREE_LEVELS) throw bad(`inobt height ${agi.agi_level} is invalid`);
   if (vol.sb.hasFinobt && (agi.agi_free_level < 1 || agi.agi_free_level > MAX_AG_BTREE_LEVELS)) throw bad(`finobt height ${agi.agi_free_level} is invalid`);
   const maxInodes = agi.agi_length * vol.sb.sb_inopblock;
-  if (agi.agi_count > maxInodes || agi.agi_freecount > agi.agi_count) throw bad(`${agi.agi_count} inodes (${agi.agi_freecount} free) cannot be in an AG of ${agi.agi_length} blocks`);
+  // agi_count and agi_freecount are not checked here: the kernel's AGI verifier does not, and a clean
+  // mount takes its counters from the superblock. Where they are summed (agCounters), the sum is checked as it is.
   for (let i = 0; i < XFS_AGI_UNLINKED_BUCKETS; i++) {
     const agino = u32(AGI.agi_unlinked + 4 * i);
     if (agino === NULLAGINO) continue;

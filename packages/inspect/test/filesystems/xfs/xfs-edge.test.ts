@@ -182,6 +182,31 @@ describe('xfs driver: edge cases', function () {
     });
   });
 
+  it('AGI inode counters the kernel does not verify (count 99999999, freecount above count): read as the kernel mounts it', async function () {
+    needLoop.call(this);
+    // Found by the robustness corpus: the AGI reader refused these, and with it every inode lookup in the AG.
+    for (const edits of [['write count 99999999'], ['write freecount 5000']]) {
+      const image = join(scratchDir('xfs-agi-counters'), 'fs.img');
+      await sh('truncate', ['-s', '64M', image]);
+      await sh('mkfs.xfs', ['-q', '-f', image], { env: SMALL_FS_ENV });
+      await sh('xfs_db', ['-x', '-c', 'agi 0', ...edits.flatMap((e) => ['-c', e]), image]);
+      await guardImages([image], async () => {
+        const { fs, close } = await open(image);
+        try {
+          const ours = await fs.statfs();
+          assert.equal(ours.exact, true, ours.reason);
+          const { exact: _e, reason: _r, ...figures } = ours;
+          await withKernelMount(image, { copy: true }, async (mnt) => {
+            assert.deepEqual(figures, await kernelStatfs(mnt.dir), edits.join(', '));
+            assert.deepEqual(await walkDriver(fs), await walkMounted(mnt.dir), edits.join(', '));
+          });
+        } finally {
+          await close();
+        }
+      });
+    }
+  });
+
   it('superblocks the kernel refuses are refused with a reason: unknown incompatible features, unfinished mkfs, not XFS', async () => {
     const image = join(scratchDir('xfs-sb'), 'fs.img');
     await sh('truncate', ['-s', '64M', image]);
