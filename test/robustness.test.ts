@@ -15,14 +15,8 @@ import { loopMountUnavailable } from './support/kernel.ts';
 import { runGenerated, type DamageCase } from './support/damage/index.ts';
 import { checkImage, corpusRoot, e2fsprogsCases, summarize, summarizeByReader, unpack, type CaseReport } from './support/robustness.ts';
 import { scratchDir } from './support/scratch.ts';
+import { KNOWN, judge } from './support/robustnessKnown.ts';
 
-/** Known, not yet fixed: case -> what the suite finds. */
-const KNOWN: Record<string, RegExp> = {
-  // Not ours, the oracle's: this host's kernel has no CONFIG_QUOTA, so on a filesystem with the quota feature it
-  // skips orphan cleanup ("Skipping orphan cleanup due to unknown ROCOMPAT features") and keeps the orphan's 768
-  // blocks in use. A guest's kernel (Debian's, libguestfs's appliance) has CONFIG_QUOTA and frees them, as guestlens does.
-  f_orphquot: /statfs differs in bfree/,
-};
 
 describe('robustness: the e2fsprogs corpus against the kernel (bounded slice)', function () {
   this.timeout(1200000);
@@ -52,22 +46,15 @@ describe('robustness: the e2fsprogs corpus against the kernel (bounded slice)', 
       rmSync(work, { recursive: true, force: true });
     }
     const table = summarize(reports);
-    const unexpected = reports.filter((r) => r.failed && !KNOWN[r.name]?.test(r.kernel));
-    const fixed = Object.entries(KNOWN).filter(([name, why]) => !reports.some((r) => r.name === name && r.failed && why.test(r.kernel)));
+    const { unexpected, fixed } = judge(reports);
     assert.deepEqual(unexpected.map((r) => `${r.name} ${r.command}: ${r.result.outcome} ${r.kernel} ${r.result.why ?? ''}`), [], table);
-    assert.deepEqual(fixed.map(([n]) => n), [], `these known defects no longer fail as listed: take them out of KNOWN\n${table}`);
+    assert.deepEqual(fixed, [], `these known defects no longer fail as listed: take them out of KNOWN (test/support/robustnessKnown.ts)\n${table}`);
     // The suite can tell: the corpus holds images the kernel refuses and images it mounts.
     assert.ok(reports.some((r) => r.kernel === 'statfs equal'));
     assert.ok(reports.some((r) => r.result.outcome === 'clear error'));
   });
 });
 
-/** Known in the generated corpus, not yet fixed: case -> what the suite finds (see test/support/damage). */
-const KNOWN_GENERATED: Record<string, RegExp> = {
-  // s_first_data_block 5 on 1 KiB blocks: the kernel's system-zone setup fails (-117, EFSCORRUPTED);
-  // which of its range checks trips is not modelled yet, so ours answers exact.
-  'ext4/debugfs-sb-first-data-block-5': /kernel refuses to mount it .*failed to initialize system zone.* but df says exact/,
-};
 
 /**
  * The sample of the generated corpus inside pnpm test: each reader's base and,
@@ -76,7 +63,7 @@ const KNOWN_GENERATED: Record<string, RegExp> = {
  * pnpm test:robustness --corpus generated.
  */
 function sampled(c: DamageCase, i: number, all: DamageCase[]): boolean {
-  if (KNOWN_GENERATED[c.name]) return true;
+  if (KNOWN[c.name]) return true;
   const same = all.filter((d) => d.technique === c.technique);
   return same[Math.floor(same.length / 2)] === c || (c.technique === 'edit' && same[Math.floor(same.length / 5)] === c);
 }
@@ -94,10 +81,9 @@ describe('robustness: the generated-damage corpus against the kernel (bounded sa
     for (const s of run.skipped) console.log(`      reader skipped: ${s}`);
     const reports = run.reports;
     const table = `${summarize(reports, { all: false })}\n\n${summarizeByReader(reports)}`;
-    const unexpected = reports.filter((r) => r.failed && !KNOWN_GENERATED[r.name]?.test(r.kernel));
-    const fixed = Object.entries(KNOWN_GENERATED).filter(([name, why]) => reports.some((r) => r.name === name) && !reports.some((r) => r.name === name && r.failed && why.test(r.kernel)));
+    const { unexpected, fixed } = judge(reports);
     assert.deepEqual(unexpected.map((r) => `${r.name} ${r.command}: ${r.result.outcome} ${r.kernel} ${r.result.why ?? ''}`), [], table);
-    assert.deepEqual(fixed.map(([n]) => n), [], `these known defects no longer fail as listed: take them out of KNOWN_GENERATED\n${table}`);
+    assert.deepEqual(fixed, [], `these known defects no longer fail as listed: take them out of KNOWN (test/support/robustnessKnown.ts)\n${table}`);
     // Each base answers with the kernel's figures where the kernel mounts it; damage reaches both sides.
     for (const r of reports.filter((r) => r.technique === 'base' && r.command === 'df')) assert.ok(['exact = kernel', 'answered, no oracle'].includes(r.klass), `${r.name}: ${r.klass} ${r.kernel}\n${table}`);
     assert.ok(reports.some((r) => r.klass === 'clear error'));
