@@ -57,6 +57,8 @@ type ItemName = (typeof ITEMS)[number][0];
 export async function readMetadata(file: BlockSource, region: Region, image: string): Promise<VhdxMetadata> {
   const at = region.offset;
   const tableBytes = Math.min(METADATA_TABLE_BYTES, region.length);
+  // The table header (signature, reserved, entry count) is 32 bytes; a region shorter than that holds no table.
+  if (tableBytes < 32) throw formatError(image, `metadata region at ${at} is ${region.length} bytes, too small for a metadata table`, at);
   if (at + tableBytes > file.size) throw formatError(image, `metadata region at ${at} lies past the end of the file (${file.size} bytes)`, at);
   const table = await file.read(at, tableBytes);
   if (table.toString('latin1', 0, 8) !== METADATA_SIGNATURE) throw formatError(image, `no metadata table ("metadata") at offset ${at}`, at);

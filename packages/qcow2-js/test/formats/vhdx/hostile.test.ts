@@ -89,6 +89,13 @@ describe('vhdx: hostile images', function () {
       }))).message,
       /requires region 01234567-89ab-cdef-0123-456789abcdef/,
     );
+    // Found by the fuzzer: a metadata region shorter than its table's header was read past its end.
+    const shortMetadata = edited((b) => {
+      for (let p = 192 * KiB + 16; p < 192 * KiB + 16 + b.readUInt32LE(192 * KiB + 8) * 32; p += 32) {
+        if (Number(b.readBigUInt64LE(p + 16)) === layoutOf(b).metadataOffset) b.writeUInt32LE(8, p + 24);
+      }
+    });
+    assert.match((await refusal(shortMetadata)).message, /metadata region at \d+ is 8 bytes, too small for a metadata table/);
   });
 
   it('metadata: block size, logical sector size, a size that is not whole sectors, a BAT too small', async () => {
