@@ -20,6 +20,7 @@ import { decodeItem, defaultSubvolume, findRoot, isLinkedAt, listSubvolumeRecord
 import { computeSpace, computeStatfs, type BtrfsSpace } from './statfs.ts';
 import { exactItem, itemsInRange, itemsOf, type TreeRoot } from './tree.ts';
 import { DEFAULT_LIMITS, type BtrfsLimits, type BtrfsVolume } from './volume.ts';
+import { directoryTooLarge } from '../directoryLimit.ts';
 
 export interface BtrfsOpenOptions extends FilesystemOpenOptions {
   limits?: Partial<BtrfsLimits>;
@@ -232,10 +233,10 @@ export class BtrfsFilesystem implements Filesystem {
     const d = await this.directory(ino);
     if (d.objectid === BigInt(EMPTY_SUBVOL_DIR_OBJECTID)) return [];
     const out: DirEntry[] = [];
-    const max = this.state.vol.limits.maxDirEntries;
+    const max = this.state.vol.limits.maxDirectoryEntries;
     for await (const it of itemsOf(this.state.vol, d.root, d.objectid, KEY.DIR_INDEX)) {
       for (const e of decodeItem(this.state.vol, it, `directory index ${it.key.offset} of inode ${d.objectid}`, (b) => parseDirItems(b))) {
-        if (out.length >= max) throw new FilesystemError('EFBIG', this.image, `directory inode ${ino} has more than ${max} entries (limits.maxDirEntries)`);
+        if (out.length >= max) throw directoryTooLarge(this.image, `directory inode ${ino}`, max);
         out.push({ name: decodeName(e.name), rawName: e.name, ino: await this.target(d.tree, d.objectid, e), type: FT_TYPES[e.type] ?? 'unknown' });
       }
     }

@@ -13,6 +13,7 @@ import { compareKeys, formatKey, type Key } from './key.ts';
 import { CSUM_SIZE, FIRST_FREE_OBJECTID, HEADER, OBJECTID } from './layout.ts';
 import { TreeBlockProblem, firstKey, parseTreeBlock, type TreeBlock } from './node.ts';
 import type { Superblock } from './superblock.ts';
+import { MAX_DIRECTORY_ENTRIES } from '../directoryLimit.ts';
 
 export interface BtrfsLimits {
   /** Bytes of tree blocks kept in memory (default 16 MiB). */
@@ -21,15 +22,15 @@ export interface BtrfsLimits {
   extentCacheBytes: number;
   /** Largest single read() (default 256 MiB). */
   maxReadBytes: number;
-  /** Entries of one directory we list at most (default 10 million). */
-  maxDirEntries: number;
+  /** Entries of one directory we list at most (default MAX_DIRECTORY_ENTRIES). */
+  maxDirectoryEntries: number;
 }
 
 export const DEFAULT_LIMITS: BtrfsLimits = {
   cacheBytes: 16 * 1024 * 1024,
   extentCacheBytes: 4 * 1024 * 1024,
   maxReadBytes: 256 * 1024 * 1024,
-  maxDirEntries: 10_000_000,
+  maxDirectoryEntries: MAX_DIRECTORY_ENTRIES,
 };
 
 /** Where a child block is expected: its address, generation and level as the parent (or root item) says. */

@@ -15,6 +15,7 @@ import { inlineXattrValue } from './inlineData.ts';
 import { INODE_FLAGS, type Inode } from './inode.ts';
 import type { ExtVolume } from './volume.ts';
 import type { FileType } from '../filesystem.ts';
+import { directoryTooLarge } from '../directoryLimit.ts';
 
 export interface RawDirEntry {
   ino: number;
@@ -85,7 +86,7 @@ export async function readDirectoryEntries(vol: ExtVolume, inode: Inode): Promis
         if (vol.sb.metadataCsum) verifyLeafTail(vol, inode, data, pblk, run.lblk + i);
         parseEntries(vol, data, `directory inode ${inode.ino} block ${run.lblk + i}`, pblk * vol.blockSize, out);
         if (out.length > vol.limits.maxDirectoryEntries) {
-          throw vol.corrupt(`directory inode ${inode.ino}`, undefined, `more than ${vol.limits.maxDirectoryEntries} entries`);
+          throw directoryTooLarge(vol.image, `directory inode ${inode.ino}`, vol.limits.maxDirectoryEntries);
         }
       }
     }

@@ -9,6 +9,7 @@ import { BlockCache } from '../blockCache.ts';
 import { ExtCorruptError } from './errors.ts';
 import type { GroupDescriptor } from './groupDescriptor.ts';
 import type { Superblock } from './superblock.ts';
+import { MAX_DIRECTORY_ENTRIES } from '../directoryLimit.ts';
 
 export interface ExtLimits {
   /** Largest single read() in bytes. */
@@ -24,7 +25,7 @@ export interface ExtLimits {
 export const DEFAULT_LIMITS: ExtLimits = {
   maxReadBytes: 64 * 1024 * 1024,
   maxDirectoryBytes: 1024 * 1024 * 1024,
-  maxDirectoryEntries: 1_000_000,
+  maxDirectoryEntries: MAX_DIRECTORY_ENTRIES,
   cacheBytes: 16 * 1024 * 1024,
 };
 

@@ -13,6 +13,7 @@ import { IndexTree } from './indexTree.ts';
 import type { NtfsInode } from './inode.ts';
 import { FILE_FIRST_USER, FILE_ROOT, FN, I30, mftRefRecord, mftRefSequence } from './layout.ts';
 import type { NtfsVolume } from './volume.ts';
+import { directoryTooLarge } from '../directoryLimit.ts';
 
 export interface DirectoryEntry {
   fileName: FileName;
@@ -31,7 +32,7 @@ export async function* indexEntries(vol: NtfsVolume, dir: NtfsInode): AsyncGener
   const tree = directoryIndex(vol, dir);
   let n = 0;
   for await (const e of tree.entries()) {
-    if (++n > vol.limits.maxDirectoryEntries) throw vol.corrupt(`directory ${dir.number}`, undefined, `more than ${vol.limits.maxDirectoryEntries} entries`);
+    if (++n > vol.limits.maxDirectoryEntries) throw directoryTooLarge(vol.image, `directory ${dir.number}`, vol.limits.maxDirectoryEntries);
     const fileName = parseFileName(e.key);
     if (typeof fileName === 'string') throw vol.corrupt(`index entry of directory ${dir.number}`, undefined, fileName);
     yield { fileName, ino: mftRefRecord(e.fileRef), sequence: mftRefSequence(e.fileRef) };

@@ -11,6 +11,7 @@ import type { IndexEntry } from './indexEntries.ts';
 import { NtfsCorruptError, NtfsError, NtfsFixupError } from './errors.ts';
 import type { Mft } from './mft.ts';
 import type { Upcase } from './upcase.ts';
+import { MAX_DIRECTORY_ENTRIES } from '../directoryLimit.ts';
 
 export interface NtfsLimits {
   /** Largest single read() in bytes. */
@@ -31,7 +32,7 @@ export interface NtfsLimits {
 
 export const DEFAULT_LIMITS: NtfsLimits = {
   maxReadBytes: 64 * 1024 * 1024,
-  maxDirectoryEntries: 1_000_000,
+  maxDirectoryEntries: MAX_DIRECTORY_ENTRIES,
   maxIndexBytes: 1024 * 1024 * 1024,
   recordCacheEntries: 8192,
   inodeCacheWeight: 200_000,

@@ -18,6 +18,7 @@ import { dirGeometry, type DirGeometry, type RawDirEntry } from './dirEntry.ts';
 import { parseShortformDirectory } from './dirShortform.ts';
 import { XfsError } from './errors.ts';
 import type { Inode } from './inode.ts';
+import { directoryTooLarge } from '../directoryLimit.ts';
 import {
   DIR2_LEAF_ENTRY_LEN,
   DIR2_LEAF_HDR_LEN,
@@ -88,7 +89,7 @@ export async function readDirectory(vol: XfsVolume, inode: Inode): Promise<{ for
     for (const e of parseDataBlock(vol, block, inode.ino, 'data', what).entries) {
       entries.push(e);
       if (entries.length > vol.limits.maxDirectoryEntries) {
-        throw new XfsError('EFBIG', vol.image, `directory inode ${inode.ino} has more than ${vol.limits.maxDirectoryEntries} entries, over the limit`);
+        throw directoryTooLarge(vol.image, `directory inode ${inode.ino}`, vol.limits.maxDirectoryEntries);
       }
     }
   }

@@ -14,6 +14,7 @@ import { XfsChecksumError, XfsCorruptError, XfsError } from './errors.ts';
 import { VERSION } from './layout.ts';
 import { ReplayedSource } from './replayedSource.ts';
 import type { Superblock } from './superblock.ts';
+import { MAX_DIRECTORY_ENTRIES } from '../directoryLimit.ts';
 
 export interface XfsLimits {
   /** Largest single read() in bytes. */
@@ -37,7 +38,7 @@ export interface XfsLimits {
 export const DEFAULT_LIMITS: XfsLimits = {
   maxReadBytes: 64 * 1024 * 1024,
   maxDirectoryBytes: 1024 * 1024 * 1024,
-  maxDirectoryEntries: 2_000_000,
+  maxDirectoryEntries: MAX_DIRECTORY_ENTRIES,
   cacheBytes: 16 * 1024 * 1024,
   maxBtreeBlocksPerMap: 1_000_000,
   maxExtentsPerCall: 4_000_000,
