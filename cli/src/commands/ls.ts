@@ -10,6 +10,7 @@ import { EXIT_PARTIAL, UsageError } from '../errors.ts';
 import { backingPolicy, guestOptions, oneGuest, type GuestArgs } from '../guest/guestJobs.ts';
 import { openTree } from '../guest/openTree.ts';
 import { jsonName, displayName, safeText } from '../output/names.ts';
+import { jsonArrayWriter } from '../output/print.ts';
 import { checksumAlgorithm, checksumStream, type ChecksumAlgorithm } from '../files/checksum.ts';
 import { deviceNumbers } from '../files/devNumbers.ts';
 import { longLine, lsLa, type LlEntry, type LongOptions } from '../files/virtLs.ts';
@@ -72,14 +73,14 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       }
       if (args.json || (args.long && args.recursive) || structured) {
         const o: LongOptions = { csv: args.csv, human: args['human-readable'], uids: args.uids, times, extraStats: args['extra-stats'], now };
-        const out: object[] = [];
+        const out = jsonArrayWriter();
         for await (const e of tree.walk(dir, { sorted: true })) {
           const sum = checksum && e.stat.type === 'file' ? await checksumStream(checksum, tree.createReadStream(e.path)) : undefined;
           const dev = deviceNumbers(e.device, lvs);
           if (args.json) out.push(jsonEntry(e, sum, checksum, dev));
           else process.stdout.write(longLine({ rawPath: e.rawPath, stat: e.stat, target: e.target, checksum: sum, dev, checksumColumn: checksum !== undefined }, o));
         }
-        if (args.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        if (args.json) out.end();
       } else if (args.recursive) {
         const base = (await tree.resolve(dir)).canonicalPath;
         const prefix = base === '/' ? 1 : Buffer.byteLength(base) + 1;

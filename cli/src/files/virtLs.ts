@@ -99,12 +99,14 @@ export interface LlEntry {
 export function lsLa(entries: LlEntry[], now: number): string {
   const total = Math.ceil(entries.reduce((n, e) => n + e.stat.blocks, 0) / 2);
   const sizeOf = (e: LlEntry) => (e.stat.type === 'chardev' || e.stat.type === 'blockdev' ? `${e.stat.rdev?.major ?? 0}, ${e.stat.rdev?.minor ?? 0}` : String(e.stat.size));
-  const w = {
-    nlink: Math.max(...entries.map((e) => String(e.stat.nlink).length)),
-    uid: Math.max(...entries.map((e) => String(e.stat.uid).length)),
-    gid: Math.max(...entries.map((e) => String(e.stat.gid).length)),
-    size: Math.max(...entries.map((e) => sizeOf(e).length)),
-  };
+  // Column widths by a loop: Math.max(...list) overflows the stack for a directory of a million entries.
+  const w = { nlink: 0, uid: 0, gid: 0, size: 0 };
+  for (const e of entries) {
+    w.nlink = Math.max(w.nlink, String(e.stat.nlink).length);
+    w.uid = Math.max(w.uid, String(e.stat.uid).length);
+    w.gid = Math.max(w.gid, String(e.stat.gid).length);
+    w.size = Math.max(w.size, sizeOf(e).length);
+  }
   const lines = [`total ${total}`];
   for (const e of entries) {
     const st = e.stat;
