@@ -9,6 +9,7 @@
  */
 import { createChainCache, formatDriver, type FormatOpenContext, type ImageLayer } from '@guestlens/qcow2-js';
 import { chainError } from '../../../packages/qcow2-js/src/errors.ts';
+import { memoryContext } from '../../../packages/qcow2-js/test/support/formatFuzzer.ts';
 import { openGuest } from '@guestlens/inspect';
 import type { FuzzInput } from '../engine/input.ts';
 import { typedOnly } from '../target.ts';
@@ -24,12 +25,18 @@ function singleFileContext(name: string, format: string): FormatOpenContext {
   return { name, spec: { format, filename: name }, cache: createChainCache(4 * MiB, 4 * MiB), maxReadBytes: 64 * MiB, openBacking: refuse, openDataFile: refuse, openExtent: refuse };
 }
 
-/** Open `input` as `format` and read it the way `guestlens image` and a copy do. */
-export async function readImage(format: string, input: FuzzInput): Promise<void> {
+/**
+ * Open `input` as `format` and read it the way `guestlens image` and a copy do.
+ * `neighbours` are the files it may name (VMDK extents, a parent or backing
+ * file), by base name: served as the seeds made them, unmutated, so the input
+ * is still one file and a crash file replays alone (with its target's seeds).
+ */
+export async function readImage(format: string, input: FuzzInput, neighbours?: Map<string, Buffer>): Promise<void> {
   const name = `fuzz.${format}`;
   const driver = formatDriver(format);
   if (!driver?.open) throw new Error(`no driver for ${format}`);
-  const image = await typedOnly(() => driver.open!(input.source(name, READ_BUDGET), singleFileContext(name, format)));
+  const context = neighbours?.size ? memoryContext({ name: 'fuzz', format, top: name, files: neighbours, interesting: [] }, name, []) : singleFileContext(name, format);
+  const image = await typedOnly(() => driver.open!(input.source(name, READ_BUDGET), context));
   if (!image) return;
   try {
     const readAll = async (img: ImageLayer) => {

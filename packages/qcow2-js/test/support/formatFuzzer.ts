@@ -118,7 +118,7 @@ function memory(files: Map<string, Buffer>, name: string, data?: Buffer): Memory
 }
 
 /** A context like the chain's, over memory sources (the top file's neighbours by base name). */
-function memoryContext(seed: FormatSeed, name: string, opened: MemorySource[]): FormatOpenContext {
+export function memoryContext(seed: FormatSeed, name: string, opened: MemorySource[]): FormatOpenContext {
   const find = (path: string, image: string): MemorySource => {
     const buf = seed.files.get(basename(path));
     if (!buf) throw chainError(image, `cannot open ${JSON.stringify(path)}: ENOENT`);
