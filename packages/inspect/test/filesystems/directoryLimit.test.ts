@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RawFileSource } from '@guestlens/qcow2-js';
 import type { Filesystem } from '../../src/filesystems/filesystem.ts';
 import { ExtFilesystem } from '../../src/filesystems/ext/index.ts';
 import { XfsFilesystem } from '../../src/filesystems/xfs/index.ts';
@@ -20,6 +19,7 @@ import { MAX_DIRECTORY_ENTRIES } from '../../src/filesystems/directoryLimit.ts';
 import { sh } from '../../../../test/support/run.ts';
 import { scratchDir } from '../../../../test/support/scratch.ts';
 import { mkntfs, ntfs3gUnavailable, withNtfs3g } from '../../../../test/support/ntfs3g.ts';
+import { withRawSource } from '../../../../test/support/rawSource.ts';
 
 const FILES = 400; // more than one XFS directory block (a single block or an inline directory is bounded by its size)
 const limits = { maxDirectoryEntries: 40 };
@@ -44,14 +44,6 @@ async function assertRefusedByLimit(fs: Filesystem, path = '/big'): Promise<void
   assert.ok((await fs.readdir(fs.rootIno)).some((e) => e.name === 'big'), 'a directory under the limit lists');
 }
 
-async function withSource<T>(image: string, fn: (src: RawFileSource) => Promise<T>): Promise<T> {
-  const src = await RawFileSource.open(image);
-  try {
-    return await fn(src);
-  } finally {
-    await src.close();
-  }
-}
 
 describe('directory listing limit (every driver)', function () {
   this.timeout(120_000);
@@ -63,7 +55,7 @@ describe('directory listing limit (every driver)', function () {
   it('ext4 (mke2fs -d)', async () => {
     const image = join(scratchDir('directory-limit'), 'ext4.img');
     await sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree(), image, '8M']);
-    await withSource(image, async (src) => assertRefusedByLimit(await ExtFilesystem.open(src, { limits })));
+    await withRawSource(image, async (src) => assertRefusedByLimit(await ExtFilesystem.open(src, { limits })));
   });
 
   it('XFS (mkfs.xfs, files made through the kernel)', async function () {
@@ -77,14 +69,14 @@ describe('directory listing limit (every driver)', function () {
     } finally {
       await sh('umount', [mnt]);
     }
-    await withSource(image, async (src) => assertRefusedByLimit(await XfsFilesystem.open(src, { limits })));
+    await withRawSource(image, async (src) => assertRefusedByLimit(await XfsFilesystem.open(src, { limits })));
   });
 
   it('btrfs (mkfs.btrfs --rootdir)', async () => {
     const image = join(scratchDir('directory-limit'), 'btrfs.img');
     await sh('truncate', ['-s', '128M', image]);
     await sh('mkfs.btrfs', ['-q', '-f', '--rootdir', tree(), image]);
-    await withSource(image, async (src) => assertRefusedByLimit(await BtrfsFilesystem.open([src], { limits })));
+    await withRawSource(image, async (src) => assertRefusedByLimit(await BtrfsFilesystem.open([src], { limits })));
   });
 
   it('NTFS (mkntfs, files made through ntfs-3g)', async function () {
@@ -96,6 +88,6 @@ describe('directory listing limit (every driver)', function () {
     const image = join(scratchDir('directory-limit'), 'ntfs.img');
     await mkntfs(image, { sizeMiB: 16 });
     await withNtfs3g(image, { readWrite: true }, async (dir) => sh('cp', ['-r', join(tree(), 'big'), join(dir, 'big')]));
-    await withSource(image, async (src) => assertRefusedByLimit(await NtfsFilesystem.open(src, { limits })));
+    await withRawSource(image, async (src) => assertRefusedByLimit(await NtfsFilesystem.open(src, { limits })));
   });
 });

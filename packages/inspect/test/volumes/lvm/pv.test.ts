@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { RawFileSource } from '@guestlens/qcow2-js';
 import { readPvLabel } from '../../../src/volumes/lvm/label.ts';
 import { readMetadataText } from '../../../src/volumes/lvm/metadataArea.ts';
 import { parseConfigText } from '../../../src/volumes/lvm/configText.ts';
@@ -19,6 +18,7 @@ import { LvmFixture, lvmUnavailable } from '../../../../../test/support/lvm.ts';
 import { guardImages } from '../../../../../test/support/imageGuard.ts';
 import { scratchDir } from '../../../../../test/support/scratch.ts';
 import { sh } from '../../../../../test/support/run.ts';
+import { withRawSource } from '../../../../../test/support/rawSource.ts';
 
 const MiB = 1024 * 1024;
 
@@ -41,14 +41,6 @@ async function pvReport(f: LvmFixture): Promise<PvReport> {
   return (JSON.parse(out) as { report: { pv: PvReport[] }[] }).report[0].pv[0];
 }
 
-async function withSource<T>(file: string, fn: (s: RawFileSource) => Promise<T>): Promise<T> {
-  const s = await RawFileSource.open(file);
-  try {
-    return await fn(s);
-  } finally {
-    await s.close();
-  }
-}
 
 describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () {
   this.timeout(180000);
@@ -74,7 +66,7 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
         await f.detach();
       }
       await guardImages([file], () =>
-        withSource(file, async (s) => {
+        withRawSource(file, async (s) => {
           const label = await readPvLabel(s);
           assert.ok(label);
           assert.equal(label.sector, sector);
@@ -101,7 +93,7 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
     } finally {
       await f.detach();
     }
-    await withSource(two, async (s) => {
+    await withRawSource(two, async (s) => {
       const label = (await readPvLabel(s))!;
       assert.equal(label.metadataAreas.length, 2);
       assert.ok(label.metadataAreas[1].offset > 30 * MiB, 'the second area is at the end of the PV');
@@ -112,7 +104,7 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
       assert.equal(vg.name, 'copiesvg');
       assert.equal(vg.pvs.size, 2);
     });
-    await withSource(none, async (s) => assert.deepEqual((await readPvLabel(s))!.metadataAreas, []));
+    await withRawSource(none, async (s) => assert.deepEqual((await readPvLabel(s))!.metadataAreas, []));
   });
 
   it('finds no copy in an area LVM was told to ignore (pvchange --metadataignore y)', async () => {
@@ -127,12 +119,12 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
     } finally {
       await f.detach();
     }
-    await withSource(b, async (s) => {
+    await withRawSource(b, async (s) => {
       const label = (await readPvLabel(s))!;
       assert.equal(label.metadataAreas.length, 1);
       assert.equal(await readMetadataText(s, label.metadataAreas[0]), undefined);
     });
-    await withSource(a, async (s) => assert.ok(await readMetadataText(s, (await readPvLabel(s))!.metadataAreas[0])));
+    await withRawSource(a, async (s) => assert.ok(await readMetadataText(s, (await readPvLabel(s))!.metadataAreas[0])));
   });
 
   it('reads the newest copy of a ring that wrapped past the end of its area, as vgs reports it', async () => {
@@ -145,7 +137,7 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
       for (let i = 0; i < 4; i++) await f.lvcreate(['-n', `lv${i}`, '-L', '4m', 'wrapvg']);
       for (let i = 0; i < 80 && !wrapped; i++) {
         await f.lvm('vgchange', ['--addtag', `tag${i}`, 'wrapvg']);
-        wrapped = await withSource(file, async (s) => (await readMetadataText(s, (await readPvLabel(s))!.metadataAreas[0]))!.wrapped);
+        wrapped = await withRawSource(file, async (s) => (await readMetadataText(s, (await readPvLabel(s))!.metadataAreas[0]))!.wrapped);
       }
       const out = await f.lvm('vgs', ['--reportformat', 'json', '-o', 'vg_seqno,vg_tags', 'wrapvg']);
       report = (JSON.parse(out) as { report: { vg: { vg_seqno: string; vg_tags: string }[] }[] }).report[0].vg[0];
@@ -154,7 +146,7 @@ describe('lvm: PV label and metadata areas (against pvcreate/pvs)', function () 
     }
     assert.ok(wrapped, 'the metadata text wrapped within 80 updates');
     await guardImages([file], () =>
-      withSource(file, async (s) => {
+      withRawSource(file, async (s) => {
         const label = (await readPvLabel(s))!;
         assert.ok(label.metadataAreas[0].size <= 64 * 1024);
         const copy = (await readMetadataText(s, label.metadataAreas[0]))!;
