@@ -7,8 +7,7 @@
  * errors are tolerated, each step on its own, so one bad inode does not
  * hide the rest of the walk from the fuzzer.
  */
-import { createChainCache, formatDriver, type FormatOpenContext, type ImageLayer } from '@guestlens/qcow2-js';
-import { chainError } from '../../../packages/qcow2-js/src/errors.ts';
+import { formatDriver, type ImageLayer } from '@guestlens/qcow2-js';
 import { memoryContext } from '../../../packages/qcow2-js/test/support/formatFuzzer.ts';
 import { openGuest } from '@guestlens/inspect';
 import type { FuzzInput } from '../engine/input.ts';
@@ -18,12 +17,6 @@ const MiB = 1 << 20;
 /** Reads of one source per case: a reader that loops fails on this instead of hanging. */
 export const READ_BUDGET = 50_000;
 
-function singleFileContext(name: string, format: string): FormatOpenContext {
-  const refuse = async (ref: { image: string }): Promise<never> => {
-    throw chainError(ref.image, 'the fuzz target reads one file: what it names is refused');
-  };
-  return { name, spec: { format, filename: name }, cache: createChainCache(4 * MiB, 4 * MiB), maxReadBytes: 64 * MiB, openBacking: refuse, openDataFile: refuse, openExtent: refuse };
-}
 
 /**
  * Open `input` as `format` and read it the way `guestlens image` and a copy do.
@@ -31,11 +24,12 @@ function singleFileContext(name: string, format: string): FormatOpenContext {
  * file), by base name: served as the seeds made them, unmutated, so the input
  * is still one file and a crash file replays alone (with its target's seeds).
  */
-export async function readImage(format: string, input: FuzzInput, neighbours?: Map<string, Buffer>): Promise<void> {
+export async function readImage(format: string, input: FuzzInput, neighbours = new Map<string, Buffer>()): Promise<void> {
   const name = `fuzz.${format}`;
   const driver = formatDriver(format);
   if (!driver?.open) throw new Error(`no driver for ${format}`);
-  const context = neighbours?.size ? memoryContext({ name: 'fuzz', format, top: name, files: neighbours, interesting: [] }, name, []) : singleFileContext(name, format);
+  // Anything else the input names is refused as a missing file (a typed error).
+  const context = memoryContext({ name: 'fuzz', format, top: name, files: neighbours, interesting: [] }, name, []);
   const image = await typedOnly(() => driver.open!(input.source(name, READ_BUDGET), context));
   if (!image) return;
   try {
