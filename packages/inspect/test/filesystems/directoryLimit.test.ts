@@ -20,6 +20,7 @@ import { sh } from '../../../../test/support/run.ts';
 import { scratchDir } from '../../../../test/support/scratch.ts';
 import { mkntfs, ntfs3gUnavailable, withNtfs3g } from '../../../../test/support/ntfs3g.ts';
 import { withRawSource } from '../../../../test/support/rawSource.ts';
+import { guardImages } from '../../../../test/support/imageGuard.ts';
 
 const FILES = 400; // more than one XFS directory block (a single block or an inline directory is bounded by its size)
 const limits = { maxDirectoryEntries: 40 };
@@ -55,7 +56,7 @@ describe('directory listing limit (every driver)', function () {
   it('ext4 (mke2fs -d)', async () => {
     const image = join(scratchDir('directory-limit'), 'ext4.img');
     await sh('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree(), image, '8M']);
-    await withRawSource(image, async (src) => assertRefusedByLimit(await ExtFilesystem.open(src, { limits })));
+    await guardImages([image], () => withRawSource(image, async (src) => assertRefusedByLimit(await ExtFilesystem.open(src, { limits }))));
   });
 
   it('XFS (mkfs.xfs, files made through the kernel)', async function () {
@@ -69,14 +70,14 @@ describe('directory listing limit (every driver)', function () {
     } finally {
       await sh('umount', [mnt]);
     }
-    await withRawSource(image, async (src) => assertRefusedByLimit(await XfsFilesystem.open(src, { limits })));
+    await guardImages([image], () => withRawSource(image, async (src) => assertRefusedByLimit(await XfsFilesystem.open(src, { limits }))));
   });
 
   it('btrfs (mkfs.btrfs --rootdir)', async () => {
     const image = join(scratchDir('directory-limit'), 'btrfs.img');
     await sh('truncate', ['-s', '128M', image]);
     await sh('mkfs.btrfs', ['-q', '-f', '--rootdir', tree(), image]);
-    await withRawSource(image, async (src) => assertRefusedByLimit(await BtrfsFilesystem.open([src], { limits })));
+    await guardImages([image], () => withRawSource(image, async (src) => assertRefusedByLimit(await BtrfsFilesystem.open([src], { limits }))));
   });
 
   it('NTFS (mkntfs, files made through ntfs-3g)', async function () {
@@ -88,6 +89,6 @@ describe('directory listing limit (every driver)', function () {
     const image = join(scratchDir('directory-limit'), 'ntfs.img');
     await mkntfs(image, { sizeMiB: 16 });
     await withNtfs3g(image, { readWrite: true }, async (dir) => sh('cp', ['-r', join(tree(), 'big'), join(dir, 'big')]));
-    await withRawSource(image, async (src) => assertRefusedByLimit(await NtfsFilesystem.open(src, { limits })));
+    await guardImages([image], () => withRawSource(image, async (src) => assertRefusedByLimit(await NtfsFilesystem.open(src, { limits }))));
   });
 });
