@@ -28,8 +28,8 @@ export interface JournalHeader {
   nObjects: number;
   /** n_entries, bounded by what the arena can hold (see declaredEntries). */
   nEntries: number;
-  /** n_entries as the header states it (more than nEntries only in a corrupt header). */
-  declaredEntries: number;
+  /** n_entries as the header states it (more than nEntries only in a corrupt header; exact past 2^53). */
+  declaredEntries: bigint;
   tailEntrySeqnum: bigint;
   headEntrySeqnum: bigint;
   entryArrayOffset: number;
@@ -91,8 +91,8 @@ export function parseHeader(buf: Buffer, fileSize: number, name: string, live: b
   // n_entries bounds every walk by index (bisection, stepping back from the tail). sd-journal is
   // bounded by walking the array chain instead; we bound the count by what the arena can hold:
   // each entry is an entry object (64 bytes at least) plus one array item (4 bytes at least).
-  const declaredEntries = u64(buf, L.H_N_ENTRIES);
-  const nEntries = Math.min(declaredEntries, Math.floor(arenaSize / (L.E_ITEMS + L.E_ITEM_SIZE_COMPACT)));
+  const declaredEntries = u64n(buf, L.H_N_ENTRIES);
+  const nEntries = Math.min(Number(declaredEntries), Math.floor(arenaSize / (L.E_ITEMS + L.E_ITEM_SIZE_COMPACT)));
   const optional = (at: number) => (contains(headerSize, at) && buf.length >= at + 8 ? u64(buf, at) : undefined);
   return {
     compatibleFlags,

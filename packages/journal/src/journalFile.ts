@@ -118,7 +118,7 @@ export class JournalFile {
     const name = options.name ?? source.name;
     const header = await readHeader(source, name, options.live ?? false);
     const file = new JournalFile(source, header, options);
-    if (header.declaredEntries > header.nEntries) {
+    if (header.declaredEntries > BigInt(header.nEntries)) {
       file.warnings.push(`the header claims ${header.declaredEntries} entries, more than its ${header.arenaSize}-byte arena can hold; at most ${header.nEntries} are read`);
     }
     await file.loadDecoders();

@@ -107,6 +107,22 @@ function warnOnce(file: JournalFile, message: string): void {
   if (file.warnings.length < 1000 && !file.warnings.includes(message)) file.warnings.push(message);
 }
 
+/**
+ * Skipped entries listed one by one per file; past that, one line says the
+ * rest are skipped unlisted. A header that over-claims n_entries leaves a
+ * run of empty array items, one skip each: a warning per item said nothing
+ * the first few did not (journalctl skips them silently).
+ */
+const SKIPS_LISTED = 10;
+const skipsWarned = new WeakMap<JournalFile, number>();
+
+function warnSkipped(file: JournalFile, message: string): void {
+  const n = (skipsWarned.get(file) ?? 0) + 1;
+  skipsWarned.set(file, n);
+  if (n <= SKIPS_LISTED) warnOnce(file, message);
+  else if (n === SKIPS_LISTED + 1) warnOnce(file, `more entries that cannot be read are skipped, not listed each (the first ${SKIPS_LISTED} are)`);
+}
+
 /** Per-file iteration state: sd-journal's JournalFile location fields. */
 interface FileCursor {
   file: JournalFile;
@@ -325,7 +341,7 @@ export class JournalReader {
         entry = f.entrySync(offset) ?? (await f.entry(offset));
       } catch (err) {
         if (err instanceof JournalCorruptError && !err.retryable) {
-          warnOnce(f, `entry ${i}${offset === undefined ? '' : ` at ${offset}`} is skipped: ${err.message}`);
+          warnSkipped(f, `entry ${i}${offset === undefined ? '' : ` at ${offset}`} is skipped: ${err.message}`);
           c.irregular = true;
           continue;
         }
