@@ -19,19 +19,66 @@ export interface BlockRun {
 }
 
 /**
+ * Pieces of a fragmented file that lie this close on the source are read
+ * with one call, the bytes between them read and dropped: a call through
+ * the block stack costs about as much as reading tens of KiB, and a file of
+ * single-block extents (written interleaved with another, or into freed
+ * blocks) would otherwise cost one call per block.
+ */
+const COALESCE_GAP = 32 * 1024;
+/** A coalesced read never spans more than this (the buffer it needs). */
+const COALESCE_SPAN = 4 * 1024 * 1024;
+
+interface Piece {
+  /** Where in the output. */
+  at: number;
+  /** Where on the source. */
+  from: number;
+  length: number;
+}
+
+/**
  * Bytes [offset, offset + n) of a file from `runs` (which must cover the
  * blocks of that range), read from `source` in blocks of `blockSize`; holes
  * read as zeros. `physicalBase` is the byte offset of block 0 on the source.
  */
 export async function readRuns(source: BlockSource, runs: readonly BlockRun[], blockSize: number, offset: number, n: number, physicalBase = 0): Promise<Buffer> {
   const out = Buffer.alloc(n);
+  const pieces: Piece[] = [];
   for (const run of runs) {
     if (run.pblk === undefined) continue;
     const runStart = run.lblk * blockSize;
     const from = Math.max(offset, runStart);
     const to = Math.min(offset + n, runStart + run.length * blockSize);
     if (to <= from) continue;
-    await readInto(source, out, from - offset, physicalBase + run.pblk * blockSize + (from - runStart), to - from);
+    pieces.push({ at: from - offset, from: physicalBase + run.pblk * blockSize + (from - runStart), length: to - from });
+  }
+  if (pieces.length === 1) {
+    await readInto(source, out, pieces[0].at, pieces[0].from, pieces[0].length);
+    return out;
+  }
+  pieces.sort((a, b) => a.from - b.from);
+  for (let i = 0; i < pieces.length; ) {
+    const first = pieces[i];
+    let end = first.from + first.length;
+    let j = i + 1;
+    while (j < pieces.length) {
+      const next = pieces[j];
+      const nextEnd = Math.max(end, next.from + next.length);
+      if (next.from - end > COALESCE_GAP || nextEnd - first.from > COALESCE_SPAN) break;
+      end = nextEnd;
+      j++;
+    }
+    if (j === i + 1) {
+      await readInto(source, out, first.at, first.from, first.length);
+    } else {
+      const span = await source.read(first.from, end - first.from);
+      for (let k = i; k < j; k++) {
+        const p = pieces[k];
+        span.copy(out, p.at, p.from - first.from, p.from - first.from + p.length);
+      }
+    }
+    i = j;
   }
   return out;
 }
