@@ -270,7 +270,7 @@ export class FatFilesystem implements Filesystem {
           seenStarts.add(inode.entry.start);
           pending.push(ino);
         }
-        if (out.length > vol.limits.maxInodes) throw new FatError('EFBIG', vol.image, `more than ${vol.limits.maxInodes} directory entries, over guestlens's limit for one listing`);
+        if (out.length > vol.limits.maxInodes) throw new FatError('EFBIG', vol.image, `more than ${vol.limits.maxInodes} entries in the filesystem, over guestlens's limit for one enumeration of its inodes (timeline, inode scans)`);
       }
       if (options.deleted) {
         for (const d of dir.parsed.deleted) {
