@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
-import { symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import { execa } from 'execa';
 import { buildDisk, toQcow2, type BuiltDisk } from './support/guestDisk.ts';
 import { kernelStatfs, loopMountUnavailable, withKernelMount } from './support/kernel.ts';
 import { guardImages } from './support/imageGuard.ts';
-import { guestlens, sh } from './support/run.ts';
+import { guestlens, repoRoot, sh } from './support/run.ts';
 import { scratchDir } from './support/scratch.ts';
 import { dfHeader, dfRow } from '../cli/src/df/dfOutput.ts';
 import { startHolder } from './support/qemuHolders.ts';
@@ -136,7 +137,7 @@ describe('guestlens df (kernel oracle)', function () {
     assert.equal(r.stdout, expected);
   });
 
-  it('reads each positional image as its own guest; -P keeps argument order', async () => {
+  it('reads each positional image as its own guest; -P keeps argument order, and starts qemu-img from a helper, not from the process that parses', async () => {
     const dir = scratchDir('df-many');
     const images: string[] = [];
     for (let i = 0; i < 6; i++) {
@@ -145,10 +146,32 @@ describe('guestlens df (kernel oracle)', function () {
       images.push(link);
     }
     const serial = await guestlens(['df', '--csv', ...images]);
-    const parallel = await guestlens(['df', '--csv', '-P', '4', ...images]);
+    // One trace file per process (-ff): no call of one is split around another's.
+    const traces = join(dir, 'spawns');
+    mkdirSync(traces);
+    const traced = await execa('strace', ['-ff', '-qq', '-s', '512', '-e', 'trace=execve,clone,clone3,vfork', '-o', join(traces, 'pid'), join(repoRoot, 'cli', 'bin', 'guestlens'), 'df', '--csv', '-P', '4', ...images], { reject: false, stripFinalNewline: false });
     assert.equal(serial.exitCode, 0, serial.stderr);
-    assert.equal(parallel.exitCode, 0, parallel.stderr);
-    assert.equal(parallel.stdout, serial.stdout);
+    assert.equal(traced.exitCode, 0, traced.stderr);
+    assert.equal(traced.stdout, serial.stdout);
+    // Who started each qemu-img: its parent is the helper (`node -e`), never the guestlens process (which exec'd guestlens.mjs).
+    const parentOf = new Map<string, string>();
+    const execd = new Map<string, string>();
+    for (const f of readdirSync(traces)) {
+      const pid = f.slice('pid.'.length);
+      for (const l of readFileSync(join(traces, f), 'utf8').split('\n')) {
+        const child = /^(?:clone3?|vfork)\(.*\) = (\d+)$/.exec(l);
+        if (child) parentOf.set(child[1], pid);
+        if (/^execve\(/.test(l) && / = 0$/.test(l)) execd.set(pid, l);
+      }
+    }
+    const pids = (re: RegExp) => [...execd].filter(([, l]) => re.test(l)).map(([pid]) => pid);
+    const main = pids(/^execve\("[^"]*node", \["node", "[^"]*guestlens\.mjs"/);
+    const helper = pids(/^execve\("[^"]*node", \["[^"]*node", "-e"/);
+    const qemuImg = pids(/^execve\("[^"]*qemu-img"/);
+    assert.equal(main.length, 1, `the guestlens process: ${main}`);
+    assert.equal(helper.length, 1, `the helper: ${helper}`);
+    assert.ok(qemuImg.length > images.length, `qemu-img --version, then a create per guest: ${qemuImg.length}`);
+    for (const pid of qemuImg) assert.equal(parentOf.get(pid), helper[0], `qemu-img ${pid} started by ${parentOf.get(pid)}`);
     const names = serial.stdout.trim().split('\n').slice(1).map((l) => l.split(',')[0]);
     assert.deepEqual([...new Set(names)], images.map((p) => basename(p)));
   });

@@ -80,7 +80,7 @@ export const dfCommand: CommandModule<object, DfArgs> = {
     const json: object[] = [];
     let failedGuests = 0;
     let problems = 0;
-    await forEachOrdered(jobs, args.parallel, (job) => readGuest(job, backing, args.json), (result) => {
+    await overSpawner(jobs.length, args.parallel, () => forEachOrdered(jobs, args.parallel, (job) => readGuest(job, backing, args.json), (result) => {
       if (result.failed) failedGuests++;
       problems += result.problems.length;
       for (const p of result.problems) process.stderr.write(`guestlens: df: ${result.name}: ${p}\n`);
@@ -91,7 +91,7 @@ export const dfCommand: CommandModule<object, DfArgs> = {
         if (args.json) json.push(jsonRow(result.name, row, result.mountpoints?.get(row.device)));
         else process.stdout.write(dfRow(result.name, row.device, row.statfs, out));
       }
-    });
+    }));
     if (args.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     if (failedGuests === jobs.length) process.exitCode = EXIT_ERROR;
     else if (problems > 0) process.exitCode = EXIT_PARTIAL;
@@ -133,13 +133,25 @@ async function readGuest(job: GuestJob, backing: BackingPolicy | undefined, with
   return result;
 }
 
+/**
+ * Guests read several at a time start their qemu-img from a helper process
+ * (see spawner.ts): a spawn from here holds the event loop while the others
+ * wait. One guest at a time has nothing to overlap, and a helper costs a
+ * Node start-up.
+ */
+async function overSpawner<T>(guests: number, parallel: number, fn: () => Promise<T>): Promise<T> {
+  if (guests < 2 || parallel < 2) return fn();
+  const { withSpawner } = await import('../spawner.ts');
+  return withSpawner(fn);
+}
+
 /** The exporter's metrics of these guests, once: what a cron job or systemd timer writes for node_exporter's textfile collector. */
 async function prometheusDf(jobs: GuestJob[], backing: BackingPolicy | undefined, parallel: number): Promise<void> {
   const { WatchedGuest } = await import('../exporter/watchedGuest.ts');
   const { renderMetrics } = await import('../exporter/metrics.ts');
   const { VERSION } = await import('../version.ts');
   const samples: { facts: import('../exporter/watchedGuest.ts').GuestFacts; errors: Map<import('../exporter/watchedGuest.ts').ErrorReason, number> }[] = [];
-  await forEachOrdered(jobs, parallel, async (job) => {
+  await overSpawner(jobs.length, parallel, () => forEachOrdered(jobs, parallel, async (job) => {
     const w = new WatchedGuest(job, backing);
     try {
       // No timeout of our own: a cron job or timer has its own.
@@ -152,7 +164,7 @@ async function prometheusDf(jobs: GuestJob[], backing: BackingPolicy | undefined
     samples.push({ facts: w.facts, errors: w.errors });
     if (!w.facts.up) process.stderr.write(`guestlens: df: ${w.job.name}: ${w.facts.error ?? 'could not be read'}\n`);
     for (const e of w.facts.deviceErrors) process.stderr.write(`guestlens: df: ${w.job.name}: ${e.device}: ${e.error}\n`);
-  });
+  }));
   process.stdout.write(await renderMetrics(samples, { version: VERSION }));
   const down = samples.filter((s) => !s.facts.up).length;
   if (down === samples.length) process.exitCode = EXIT_ERROR;

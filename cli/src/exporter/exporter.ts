@@ -10,7 +10,7 @@ import client from 'prom-client';
 import { discover, type DiscoveryOptions } from './discovery.ts';
 import { renderMetrics } from './metrics.ts';
 import { WatchedGuest } from './watchedGuest.ts';
-import { Spawner } from './spawner.ts';
+import { Spawner } from '../spawner.ts';
 import { useCommandRunner } from '@guestlens/overlay';
 import type { BackingPolicyName } from '@guestlens/qcow2-js/policy';
 import type { GuestJob } from '../guest/guestJobs.ts';
