@@ -45,6 +45,7 @@ export async function discover(o: DiscoveryOptions): Promise<Discovered> {
   }
   if (o.libvirt) {
     const { parseDomainXml } = await import('../libvirt/domainXml.ts');
+    const { resolveVolumes } = await import('../libvirt/volumes.ts');
     const uri = o.libvirt.uri ? ['-c', o.libvirt.uri] : [];
     const run = o.run ?? (async (file: string, args: string[]) => {
       const r = await execa(file, args, { reject: false, stdin: 'ignore' });
@@ -60,7 +61,7 @@ export async function discover(o: DiscoveryOptions): Promise<Discovered> {
           continue;
         }
         try {
-          const d = parseDomainXml(String(xml.stdout), `domain ${domain}`);
+          const d = await resolveVolumes(parseDomainXml(String(xml.stdout), `domain ${domain}`), (args) => run('virsh', ['-r', ...uri, ...args], {}));
           jobs.set(`domain:${d.uuid ?? d.name}`, domainJob(d, { uuid: false, format: o.format }));
         } catch (err) {
           problems.push(`domain ${domain}: ${(err as Error).message}`);

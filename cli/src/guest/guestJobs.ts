@@ -71,11 +71,15 @@ export async function guestJobs(args: GuestArgs, images: string[]): Promise<Gues
   for (const image of images) jobs.push({ name: basename(image), images: [spec(image)], unreadable: [] });
   if (args['domain-xml'].length > 0) {
     const { parseDomainXml } = await import('../libvirt/domainXml.ts');
-    for (const file of args['domain-xml']) jobs.push(withReader(domainJob(parseDomainXml(await readFile(file, 'utf8'), file), args), extra));
+    const { resolveVolumes } = await import('../libvirt/volumes.ts');
+    const { virshRunner } = await import('../libvirt/virsh.ts');
+    // A saved XML's volume disks are still looked up in libvirt (-c URI, or virsh's default), when virsh is there.
+    for (const file of args['domain-xml']) jobs.push(withReader(domainJob(await resolveVolumes(parseDomainXml(await readFile(file, 'utf8'), file), virshRunner(args.connect)), args), extra));
   }
   if (args.domain.length > 0) {
-    const { dumpDomain } = await import('../libvirt/virsh.ts');
-    for (const name of args.domain) jobs.push(withReader(domainJob(await dumpDomain(name, args.connect), args), extra));
+    const { dumpDomain, virshRunner } = await import('../libvirt/virsh.ts');
+    const { resolveVolumes } = await import('../libvirt/volumes.ts');
+    for (const name of args.domain) jobs.push(withReader(domainJob(await resolveVolumes(await dumpDomain(name, args.connect), virshRunner(args.connect)), args), extra));
   }
   return jobs;
 }
@@ -100,8 +104,12 @@ export function domainJob(domain: Domain, args: Pick<GuestArgs, 'uuid' | 'format
   return {
     name: args.uuid && domain.uuid ? domain.uuid : domain.name,
     // --format overrides what libvirt says only when given.
-    images: domain.disks.map((d) => ({ path: d.path, format: args.format ?? d.format, ...(d.network ? { network: d.network } : {}) })),
-    unreadable: domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type === 'network' ? u.description : `${u.type} ${u.description}`}): ${u.reason ?? `${u.type} disks are not supported; file, block and network disks are read`}`),
+    // A volume disk left unresolved (resolveVolumes not asked) has no path to open.
+    images: domain.disks.filter((d) => !d.volume).map((d) => ({ path: d.path, format: args.format ?? d.format, ...(d.network ? { network: d.network } : {}) })),
+    unreadable: [
+      ...domain.unsupported.map((u) => `disk ${u.target ?? '?'} (${u.type === 'network' ? u.description : `${u.type} ${u.description}`}): ${u.reason ?? `${u.type} disks are not supported; file, block, network and storage-pool volume disks are read`}`),
+      ...domain.disks.filter((d) => d.volume).map((d) => `disk ${d.target ?? '?'} (volume ${d.path}): libvirt was not asked where the volume is`),
+    ],
   };
 }
 

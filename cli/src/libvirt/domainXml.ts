@@ -1,8 +1,10 @@
 /**
  * The disks of a libvirt domain, from its XML (`virsh -r dumpxml` or a saved
  * file). File and block disks are read as files; network disks are read
- * through QEMU's driver for their protocol (@guestlens/nbd); volume and other
- * disks are reported by name as unsupported rather than dropped or crashed on.
+ * through QEMU's driver for their protocol (@guestlens/nbd); volume disks
+ * (from a storage pool) name no path here and are resolved by asking libvirt
+ * (volumes.ts); other disks are reported by name as unsupported rather than
+ * dropped or crashed on.
  */
 import { XMLParser } from 'fast-xml-parser';
 import { GuestlensError } from '@guestlens/block';
@@ -19,6 +21,8 @@ export interface DomainDisk {
   device: string;
   /** Guest-side target name (vda, sdb...), for messages. */
   target: string | undefined;
+  /** A disk from a storage pool (`<disk type='volume'>`): `path` says pool/volume until volumes.ts resolves it. */
+  volume?: { pool: string; name: string };
 }
 
 export interface UnsupportedDisk {
@@ -98,6 +102,10 @@ export function parseDomainXml(xml: string, origin: string): Domain {
           continue;
         }
         disks.push({ path, network, format, device, target });
+      } else if (type === 'volume' && attr(source, 'pool') && attr(source, 'volume')) {
+        const pool = attr(source, 'pool')!;
+        const name = attr(source, 'volume')!;
+        disks.push({ path: `pool ${pool} volume ${name}`, volume: { pool, name }, format, device, target });
       } else {
         const description =
           type === 'network'
