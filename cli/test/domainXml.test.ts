@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { parseDomainXml, DomainXmlError } from '../src/libvirt/domainXml.ts';
+import { resolveVolumes } from '../src/libvirt/volumes.ts';
+import { domainJob } from '../src/guest/guestJobs.ts';
 
 const xml = `<domain type='kvm' id='3'>
   <name>web &amp; db</name>
@@ -69,13 +71,13 @@ describe('libvirt domain XML', () => {
         target: 'sdb',
         network: { protocol: 'https', name: '/isos/debian.iso', hosts: [{ name: 'mirror.example', port: undefined, transport: undefined, socket: undefined }], query: 'token=1', sslVerify: false },
       },
+      { path: 'pool default volume extra.qcow2', volume: { pool: 'default', name: 'extra.qcow2' }, format: undefined, device: 'disk', target: 'vdd' },
     ]);
   });
 
-  it('reports volume disks, and a network disk that needs a libvirt secret, as unsupported by name; skips an empty CD-ROM', () => {
+  it('reports a network disk that needs a libvirt secret as unsupported by name; skips an empty CD-ROM', () => {
     const d = parseDomainXml(xml, 'test.xml');
-    assert.equal(d.unsupported.length, 2);
-    assert.deepEqual(d.unsupported.find((u) => u.type === 'volume'), { type: 'volume', target: 'vdd', description: 'pool default volume extra.qcow2' });
+    assert.equal(d.unsupported.length, 1);
     const { reason, ...rest } = d.unsupported.find((u) => u.type === 'network')!;
     assert.deepEqual(rest, { type: 'network', target: 'vde', description: 'iscsi iscsi://san.example:3261/iqn.2013-07.com.example:storage/3' });
     assert.match(reason ?? '', /^authenticates with the libvirt secret iscsi libvirtiscsi, whose value libvirt gives only to read-write connections/);
@@ -87,6 +89,38 @@ describe('libvirt domain XML', () => {
     const iscsi = d.disks.find((x) => x.target === 'vde')!;
     assert.deepEqual(iscsi.network, { protocol: 'iscsi', name: 'iqn.2013-07.com.example:storage/3', hosts: [{ name: 'san.example', port: '3261', transport: undefined, socket: undefined }], username: 'guest', initiator: 'iqn.2013-07.com.example:host' });
     assert.deepEqual(networkBlockdev(iscsi.network!), { driver: 'iscsi', transport: 'tcp', portal: 'san.example:3261', target: 'iqn.2013-07.com.example:storage', lun: 3, user: 'guest', 'initiator-name': 'iqn.2013-07.com.example:host' });
+  });
+
+  it('resolves volume disks by what libvirt says of them: file and block read in place, the rest named', async () => {
+    const d = parseDomainXml(xml, 'test.xml');
+    const asked: string[][] = [];
+    const answer = (stdout: string, exitCode = 0, stderr = '', code?: string) => ({ exitCode, stdout, stderr, code });
+    const run = (reply: ReturnType<typeof answer>) => async (args: string[]) => {
+      asked.push(args);
+      return reply;
+    };
+    const file = await resolveVolumes(d, run(answer("<volume type='file'><name>extra.qcow2</name><target><path>/pool/extra.qcow2</path><format type='qcow2'/></target></volume>")));
+    assert.deepEqual(asked, [['vol-dumpxml', '--pool', 'default', '--', 'extra.qcow2']]);
+    assert.deepEqual(file.disks.at(-1), { path: '/pool/extra.qcow2', format: 'qcow2', device: 'disk', target: 'vdd' });
+    assert.deepEqual(file.disks.slice(0, -1), d.disks.slice(0, -1), 'the other disks as they were, in order');
+    const iso = await resolveVolumes(d, run(answer("<volume type='block'><target><path>/dev/sdz</path><format type='iso'/></target></volume>")));
+    assert.deepEqual(iso.disks.at(-1), { path: '/dev/sdz', format: undefined, device: 'disk', target: 'vdd' }, 'a format QEMU would not read as an image format says nothing');
+    const said = async (reply: ReturnType<typeof answer>) => {
+      const r = await resolveVolumes(d, run(reply));
+      assert.equal(r.disks.length, d.disks.length - 1);
+      const u = r.unsupported.find((x) => x.type === 'volume')!;
+      assert.equal(u.description, 'pool default volume extra.qcow2');
+      return u.reason ?? '';
+    };
+    assert.match(await said(answer("<volume type='network'><target><path>rbd/extra</path></target></volume>")), /^a network volume \(rbd\/extra\); guestlens reads file and block volumes/);
+    assert.match(await said(answer('', 1, "error: failed to get pool 'default'\n")), /libvirt cannot say where it is \(virsh vol-dumpxml --pool default -- extra\.qcow2: error: failed to get pool 'default'\)/);
+    assert.match(await said(answer('', undefined, '', 'ENOENT')), /virsh is not installed \(Debian package libvirt-clients\).*give the volume's file with -a/);
+    assert.match(await said(answer('<not-a-volume/>')), /printed no <volume> document/);
+    assert.match(await said(answer("<volume type='file'><target><path>relative.img</path></target></volume>")), /no absolute path/);
+    // Not resolved at all: the job says so instead of opening "pool default volume ..." as a file.
+    const job = domainJob(d, { uuid: false, format: undefined });
+    assert.ok(!job.images.some((i) => i.path.startsWith('pool ')));
+    assert.ok(job.unreadable.some((u) => /disk vdd \(volume pool default volume extra\.qcow2\): libvirt was not asked/.test(u)));
   });
 
   it('rejects what is not a domain with a clear error', () => {
