@@ -1,7 +1,7 @@
 /**
  * @guestlens/block: the bottom of the stack. The BlockSource interface, windows
  * over a source, range checks and safe numbers, the bounded LRU every cache
- * uses, full reads of host files, content stamps of host files (has it changed?), CRC32C (filesystems and vhdx), and the error
+ * uses, full reads of host files, CRC32C (filesystems and vhdx), and the error
  * base every package extends.
  */
 export { readInto, extents, type BlockSource, type Extent, type ExtentKind } from './blockSource.ts';
@@ -9,7 +9,6 @@ export { BlockRangeError, UnsafeNumberError, checkRange, toSafeNumber, DEFAULT_M
 export { BlockWindow, WindowBoundsError } from './window.ts';
 export { BoundedLru } from './lru.ts';
 export { readAt, readAtSync } from './fileReads.ts';
-export { contentStamp, SETTLE_MS } from './contentStamp.ts';
 export { crc32c, crc32cBe32, crc32cLe32, crc32cStandard, makeCrcTable } from './crc32c.ts';
 export {
   GuestlensError,

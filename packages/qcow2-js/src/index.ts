@@ -17,7 +17,7 @@ export { VpcImage } from './formats/vpc/vpcImage.ts';
 export { VhdxImage } from './formats/vhdx/vhdxImage.ts';
 export { VmdkImage } from './formats/vmdk/vmdkImage.ts';
 export { MappedImage } from './formats/common/mappedImage.ts';
-export { openImage, imageChain, chainContentStamp, DEFAULT_MAX_CHAIN_DEPTH, type OpenImageOptions } from './chain/openImage.ts';
+export { openImage, imageChain, DEFAULT_MAX_CHAIN_DEPTH, type OpenImageOptions } from './chain/openImage.ts';
 export {
   BackingPolicyCheck,
   BackingRefusedError,

@@ -69,8 +69,6 @@ export interface GuestFilesystemInfo {
 export interface RefreshResult {
   /** The partition tables or volumes changed: the device list was rebuilt and open filesystems were closed. */
   devicesChanged: boolean;
-  /** No image file changed since the last refresh: nothing was read again. */
-  unchanged?: boolean;
 }
 
 export class Guest {
@@ -78,8 +76,6 @@ export class Guest {
   private opened = new Map<string, Promise<GuestFilesystem>>();
   private closed = false;
   private readonly watches: LivenessWatch[];
-  /** The images' content stamp the last full refresh began with (undefined: none, or it could not tell). */
-  private refreshedAt: string | undefined;
 
   private constructor(
     readonly disks: GuestDisk[],
@@ -144,35 +140,9 @@ export class Guest {
    * volumes, then every open filesystem. When the devices changed (a new
    * partition table, resized volumes), the device list is rebuilt and open
    * filesystems are dropped: callers open them again by device name.
-   *
-   * When no file of any image changed since the last refresh (their content
-   * stamps are equal: see OpenedImage.contentStamp), every byte read then
-   * still stands and nothing is re-read: an idle guest costs a follower a
-   * few fstat calls a poll. `force` re-reads anyway.
    */
-  async refresh(options: { force?: boolean } = {}): Promise<RefreshResult> {
+  async refresh(): Promise<RefreshResult> {
     this.requireOpen();
-    const stamp = this.contentStamp();
-    if (!options.force && stamp !== undefined && stamp === this.refreshedAt) return { devicesChanged: false, unchanged: true };
-    // Taken before anything is read: a write during the refresh changes the stamp, so the next one reads again.
-    this.refreshedAt = undefined;
-    const result = await this.rereadAll();
-    this.refreshedAt = stamp;
-    return result;
-  }
-
-  /** Every image's stamp, or undefined when one of them cannot tell. */
-  private contentStamp(): string | undefined {
-    const stamps: string[] = [];
-    for (const image of this.images) {
-      const s = image.contentStamp?.();
-      if (s === undefined) return undefined;
-      stamps.push(s);
-    }
-    return stamps.join('\n');
-  }
-
-  private async rereadAll(): Promise<RefreshResult> {
     for (const image of this.images) await image.source.refresh();
     const before = this.assembled ? fingerprint(await this.assembled.catch(() => undefined)) : undefined;
     this.warnings.splice(0);

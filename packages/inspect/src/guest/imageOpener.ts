@@ -10,7 +10,7 @@
 import type { BlockSource } from '@guestlens/block';
 import type { NetworkDisk } from '@guestlens/nbd';
 import { createOverlay, UnreadableFormatError } from '@guestlens/overlay';
-import { chainContentStamp, FORMAT_TABLE, formatDriver, openImage, probeFormatFile, readNamedFiles, type BackingPolicyName, type ImageLayer } from '@guestlens/qcow2-js';
+import { FORMAT_TABLE, formatDriver, openImage, probeFormatFile, readNamedFiles, type BackingPolicyName } from '@guestlens/qcow2-js';
 import { GuestOpenError } from '../errors.ts';
 
 export type BackingPolicy = BackingPolicyName;
@@ -43,13 +43,6 @@ export interface OpenedImage {
   format: string;
   /** The file the user named (for liveness checks: who holds it, did it change); undefined for sources not backed by a file. */
   path?: string;
-  /**
-   * A token that changes whenever the image's bytes may have changed (every
-   * file it reads, stamped); undefined when it cannot tell (QEMU reads it, a
-   * block device, a network filesystem, a file changed just now). Absent
-   * means the same as undefined.
-   */
-  contentStamp?(): string | undefined;
   /** Release everything opened for this image (file descriptors, the overlay). */
   close(): Promise<void>;
 }
@@ -90,7 +83,7 @@ export const openImageDefault: ImageOpener = async (image, options) => {
     if (image.reader !== 'native') return openInsteadWithQemu(image, options, reason);
     throw new GuestOpenError(image.path, `is ${reason}`);
   }
-  return { source, format: source.format, path: image.path, contentStamp: () => chainContentStamp(source), close: () => source.close() };
+  return { source, format: source.format, path: image.path, close: () => source.close() };
 };
 
 /** A format the user named that guestlens has no reader for, said as such (the file may not even be one: QEMU will tell). */
@@ -132,7 +125,7 @@ function readableFormats(): string {
 async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): Promise<OpenedImage> {
   // The overlay package detects the format (never guessing raw into anything else) and checks the chain against the policy.
   const overlay = await createOverlay(image.path, { format: image.format, dir: options.overlayDir, backing: options.backing });
-  let source: ImageLayer | undefined;
+  let source: BlockSource | undefined;
   let qemuInstead: string | undefined;
   try {
     // The overlay names the image in a json: backing reference that was checked above; follow it.
@@ -160,7 +153,6 @@ async function openThroughOverlay(image: ImageSpec, options: ImageOpenOptions): 
     source: opened,
     format: overlay.format,
     path: image.path,
-    contentStamp: () => chainContentStamp(opened),
     async close() {
       try {
         await opened.close();

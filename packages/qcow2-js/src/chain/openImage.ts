@@ -43,29 +43,6 @@ interface ChainContext {
   cache: ChainCache;
   /** Files already in the chain, by device and inode. */
   seen: Set<string>;
-  /** Every file opened for the chain (layers, data files, extents). */
-  files: RawFileSource[];
-}
-
-/** The files each opened chain reads, by its top layer (see chainContentStamp). */
-const chainFiles = new WeakMap<ImageLayer, readonly RawFileSource[]>();
-
-/**
- * A token that changes whenever any file of the chain `top` may have changed
- * (undefined when one of them cannot tell, or `top` was not opened by
- * openImage): equal tokens mean every byte read before still stands.
- */
-export function chainContentStamp(top: ImageLayer): string | undefined {
-  const files = chainFiles.get(top);
-  if (!files) return undefined;
-  const stamps: string[] = [];
-  for (const f of files) {
-    if (f.closed) continue; // opened while probing and let go: never read again
-    const s = f.contentStamp();
-    if (s === undefined) return undefined;
-    stamps.push(s);
-  }
-  return stamps.length ? stamps.join(' ') : undefined;
 }
 
 /** Open `path` with its chain as a block source of guest bytes. */
@@ -75,11 +52,8 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
     policy: await BackingPolicyCheck.for(options.backingPolicy, path),
     cache: createChainCache(options.cacheBytes ?? DEFAULT_L2_CACHE_BYTES),
     seen: new Set(),
-    files: [],
   };
-  const top = await openLayer({ format: options.format, filename: path }, ctx, 0, undefined, options.name);
-  chainFiles.set(top, ctx.files);
-  return top;
+  return openLayer({ format: options.format, filename: path }, ctx, 0, undefined, options.name);
 }
 
 /** The layers of an opened image, top first. */
@@ -95,7 +69,6 @@ async function openLayer(spec: LayerSpec, ctx: ChainContext, depth: number, refe
     throw chainError(referrer.image, `backing chain is deeper than ${maxDepth} images (next: ${JSON.stringify(referrer.name)})`, 'a chain this deep is likely hostile; raise maxChainDepth if it is not');
   }
   const file = await openFile(spec.filename, referrer, name);
-  ctx.files.push(file);
   try {
     if (ctx.seen.has(file.identity)) {
       throw chainError(referrer?.image ?? spec.filename, `backing chain loops: ${JSON.stringify(referrer?.name ?? spec.filename)} (${spec.filename}) is already part of the chain`);
@@ -126,7 +99,6 @@ function formatContext(spec: LayerSpec, ctx: ChainContext, depth: number, name: 
       }
       await ctx.policy.check(ref);
       const file = await openFile(ref.path, ref, ref.path);
-      ctx.files.push(file);
       if (ctx.seen.has(file.identity)) {
         await file.close();
         throw chainError(ref.image, `external data file ${ref.path} is a file already in the chain`);
@@ -136,9 +108,7 @@ function formatContext(spec: LayerSpec, ctx: ChainContext, depth: number, name: 
     },
     openExtent: async (ref) => {
       await ctx.policy.check(ref);
-      const file = await openFile(ref.path, ref, ref.path);
-      ctx.files.push(file);
-      return file;
+      return openFile(ref.path, ref, ref.path);
     },
   };
 }

@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { checkRange, contentStamp, GuestlensError, type BlockSource, type Extent } from '@guestlens/block';
+import { checkRange, GuestlensError, type BlockSource, type Extent } from '@guestlens/block';
 import { fileRunAt } from './holes.ts';
 
 /**
@@ -65,16 +65,6 @@ export class RawFileSource implements BlockSource {
   async refresh(): Promise<void> {
     const st = await this.requireOpen().stat();
     if (st.isFile()) this.size = st.size;
-  }
-
-  /** Whether close() was called. */
-  get closed(): boolean {
-    return this.handle === undefined;
-  }
-
-  /** A token that changes whenever the file's bytes may have (undefined: cannot tell; see @guestlens/block's contentStamp). */
-  contentStamp(): string | undefined {
-    return this.handle ? contentStamp(this.handle.fd) : undefined;
   }
 
   async close(): Promise<void> {
